@@ -1,0 +1,57 @@
+"""One database for everything: SQLite by default, chosen by a path or URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from ._base import (
+    AccountExists,
+    AccountRow,
+    RefreshKind,
+    RefreshLock,
+    RefreshMetrics,
+    Store,
+    StoreError,
+    TokenRow,
+)
+from ._sqlite import SQLiteStore
+
+__all__ = [
+    "AccountExists",
+    "AccountRow",
+    "RefreshKind",
+    "RefreshLock",
+    "RefreshMetrics",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "TokenRow",
+    "default_db_path",
+    "open_store",
+]
+
+
+def default_db_path() -> Path:
+    """``STAYFRESH_DB`` if set, else ``stayfresh.db`` in the user data directory."""
+    env = os.environ.get("STAYFRESH_DB")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("stayfresh")) / "stayfresh.db"
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> Store:
+    """Open (and migrate) the store at ``location``: a file path or ``sqlite:///path``.
+
+    ``None`` means ``STAYFRESH_DB`` or the platform default.
+    """
+    target = str(location) if location is not None else str(default_db_path())
+    if target.startswith(("postgresql://", "postgres://")):
+        raise StoreError(
+            "the PostgreSQL backend is not available in this version of stayfresh"
+        )
+    if target.startswith("sqlite:///"):
+        target = target[len("sqlite:///") - 1 :] if target.startswith("sqlite:////") else target[10:]
+    return SQLiteStore(target)
