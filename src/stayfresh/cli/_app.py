@@ -1,0 +1,103 @@
+"""The ``stayfresh`` root command: global options, logging, exit codes.
+
+Every option falls back to a ``STAYFRESH_*`` environment variable. Errors of
+the :mod:`stayfresh.errors` hierarchy become one line on stderr and the exit
+code documented in the README (0 ok, 1 other, 2 usage, 3 re-auth, 4 transient).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import cached_property, wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from ..errors import ReauthRequired, StayfreshError
+from ..store import Store, open_store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Context:
+    """What every command shares: the database location and the opened store."""
+
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+
+    @cached_property
+    def store(self) -> Store:
+        return open_store(self.db)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def setup_logging(verbosity: int, level_name: str | None) -> None:
+    """stderr logging: ``-v`` INFO, ``-vv`` DEBUG, else ``STAYFRESH_LOG_LEVEL`` or WARNING."""
+    if verbosity >= 2:
+        level = logging.DEBUG
+    elif verbosity == 1:
+        level = logging.INFO
+    else:
+        level = getattr(logging, (level_name or "WARNING").upper(), logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("stayfresh")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn stayfresh errors into a message and their exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ReauthRequired as exc:
+            name = exc.account or "NAME"
+            click.echo(f"error: {exc}\nrun `stayfresh login {name}` to sign in again", err=True)
+            sys.exit(exc.exit_code)
+        except StayfreshError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"})
+@click.option(
+    "--db",
+    envvar="STAYFRESH_DB",
+    show_envvar=True,
+    metavar="PATH",
+    help="Database file (default: stayfresh.db in the user data directory).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option(
+    "--log-level",
+    envvar="STAYFRESH_LOG_LEVEL",
+    show_envvar=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Log level when -v is not given.",
+)
+@click.version_option(package_name="stayfresh")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, verbose: int, log_level: str | None) -> None:
+    """stayfresh keeps OAuth tokens (and other time-sensitive state) fresh."""
+    setup_logging(verbose, log_level)
+    ctx.obj = Context(db)
