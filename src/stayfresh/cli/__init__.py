@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from ._app import cli
 
+# each module attaches its commands to ``cli`` when imported
+from . import _accounts, _token  # noqa: E402, F401, I001
+
 __all__ = ["cli", "main"]
-
-
-def _register() -> None:
-    # each module attaches its commands to ``cli`` when imported
-    from . import _accounts, _token  # noqa: F401
-
-
-_register()
 
 
 def main() -> None:

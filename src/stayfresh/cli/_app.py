@@ -79,7 +79,9 @@ def echo_json(data: Any) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"}
+)
 @click.option(
     "--db",
     envvar="STAYFRESH_DB",

@@ -49,9 +49,9 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
     """
     target = str(location) if location is not None else str(default_db_path())
     if target.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "the PostgreSQL backend is not available in this version of stayfresh"
-        )
+        raise StoreError("the PostgreSQL backend is not available in this version of stayfresh")
     if target.startswith("sqlite:///"):
-        target = target[len("sqlite:///") - 1 :] if target.startswith("sqlite:////") else target[10:]
+        target = (
+            target[len("sqlite:///") - 1 :] if target.startswith("sqlite:////") else target[10:]
+        )
     return SQLiteStore(target)

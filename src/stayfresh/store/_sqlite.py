@@ -247,8 +247,7 @@ class SQLiteStore(Store):
     def set_status(self, name: str, status: str, message: str | None = None) -> None:
         with self.write() as tx:
             tx.execute(
-                "UPDATE accounts SET status = ?, status_message = ?, updated_at = ?"
-                " WHERE name = ?",
+                "UPDATE accounts SET status = ?, status_message = ?, updated_at = ? WHERE name = ?",
                 (status, message, time.time(), name),
             )
 
@@ -336,7 +335,7 @@ def _split_sql(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def _account_from_row(row: Mapping[str, Any]) -> AccountRow:
+def _account_from_row(row: sqlite3.Row | Mapping[str, Any]) -> AccountRow:
     return AccountRow(
         name=row["name"],
         provider=row["provider"],
@@ -357,7 +356,9 @@ def _account_from_row(row: Mapping[str, Any]) -> AccountRow:
     )
 
 
-def metrics_from(row: Mapping[str, Any] | None, latencies: list[float]) -> RefreshMetrics:
+def metrics_from(
+    row: sqlite3.Row | Mapping[str, Any] | None, latencies: list[float]
+) -> RefreshMetrics:
     """Build :class:`RefreshMetrics` from a counters row and recent latencies."""
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else None

@@ -1,0 +1,60 @@
+"""Tokens: accounts, providers, and the just-in-time keeper."""
+
+from __future__ import annotations
+
+from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
+from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
+from ._flow import effective_threshold, refresh_deadline
+from ._keeper import (
+    BACKGROUND_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    Keeper,
+    aensure_valid_token,
+    default_keeper,
+    ensure_valid_token,
+    set_default_keeper,
+)
+from ._model import Account, TokenResult, TokenSet
+from ._providers import (
+    AMAZON_LOCALES,
+    AmazonProvider,
+    OAuth2Provider,
+    OIDCProvider,
+    Provider,
+    RefreshRequest,
+    get_provider,
+    provider_names,
+    register_provider,
+)
+
+__all__ = [
+    "AMAZON_LOCALES",
+    "BACKGROUND_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "Account",
+    "AmazonProvider",
+    "ExpiryParseError",
+    "Keeper",
+    "OAuth2Provider",
+    "OIDCProvider",
+    "Provider",
+    "RefreshRequest",
+    "TokenResult",
+    "TokenSet",
+    "add_account",
+    "aensure_valid_token",
+    "default_keeper",
+    "describe",
+    "describe_all",
+    "effective_threshold",
+    "ensure_valid_token",
+    "from_expires_in",
+    "get_provider",
+    "parse_expiry",
+    "provider_names",
+    "refresh_deadline",
+    "register_provider",
+    "remove_account",
+    "replace_tokens",
+    "set_default_keeper",
+]

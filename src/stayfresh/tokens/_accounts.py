@@ -1,0 +1,113 @@
+"""Account lifecycle on the store: add, replace tokens (login/import), describe, remove."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import AccountNotFound, ConfigError
+from ..store import AccountExists, Store
+from ._flow import load_account, seconds_left
+from ._model import Account, TokenSet
+from ._providers import get_provider
+
+#: account names are used in file names, work names and command lines
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > 100 or not set(name) <= _NAME_OK or name[0] in ".-":
+        raise ConfigError(
+            f"invalid account name {name!r}: use letters, digits and . _ @ + - (max 100)"
+        )
+    return name
+
+
+def add_account(
+    store: Store, name: str, provider: str, config: Mapping[str, Any], tokens: TokenSet
+) -> Account:
+    """Validate the provider configuration and store a new account."""
+    check_name(name)
+    normalized = get_provider(provider).normalize_config(config)
+    if not tokens.refresh_token:
+        raise ConfigError("an account needs a refresh token")
+    try:
+        row = store.create_account(name, provider, normalized, tokens.to_row())
+    except AccountExists:
+        raise ConfigError(f"account {name!r} already exists") from None
+    return Account.from_row(row)
+
+
+def replace_tokens(store: Store, name: str, tokens: TokenSet) -> Account:
+    """Store tokens from a login or import; the account becomes healthy (``ok``)."""
+    for _ in range(10):
+        current = load_account(store, name)
+        if store.swap_tokens(name, current.version, tokens.to_row(), mark_ok=True) is not None:
+            return load_account(store, name)
+    raise ConfigError(f"could not store tokens for {name!r}: too much concurrent activity")
+
+
+def remove_account(store: Store, name: str) -> None:
+    if not store.delete_account(name):
+        raise AccountNotFound(f"no account named {name!r}")
+
+
+def describe(store: Store, name: str, now: float | None = None) -> dict[str, Any]:
+    """Everything ``account show`` prints: status, expiry, metrics — never a secret."""
+    account = load_account(store, name)
+    return _describe(store, account, time.time() if now is None else now)
+
+
+def describe_all(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+    at = time.time() if now is None else now
+    return [_describe(store, Account.from_row(row), at) for row in store.list_accounts()]
+
+
+def _iso(value: dt.datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float | int):
+        value = dt.datetime.fromtimestamp(value, dt.UTC)
+    return value.isoformat()
+
+
+_PUBLIC_CONFIG = (
+    "token_url", "issuer", "client_id", "auth_method", "scope", "locale", "api_url",
+    "authorization_endpoint", "device_authorization_endpoint",
+)  # fmt: skip
+
+
+def _describe(store: Store, account: Account, now: float) -> dict[str, Any]:
+    metrics = store.refresh_metrics(account.name)
+    left = seconds_left(account.tokens, now)
+    return {
+        "name": account.name,
+        "provider": account.provider,
+        "status": account.status,
+        "status_message": account.status_message,
+        "config": {k: account.config[k] for k in _PUBLIC_CONFIG if k in account.config},
+        "has_client_secret": bool(account.config.get("client_secret")),
+        "has_refresh_token": bool(account.tokens.refresh_token),
+        "expires_at": _iso(account.tokens.expires_at),
+        "expires_in_minutes": None
+        if left in (float("inf"), float("-inf"))
+        else round(left / 60, 1),
+        "scope": account.tokens.scope,
+        "version": account.version,
+        "metrics": {
+            "jit_refreshes": metrics.jit_refreshes,
+            "background_refreshes": metrics.background_refreshes,
+            "failures": metrics.failures,
+            "avg_latency_ms": None
+            if metrics.avg_latency_ms is None
+            else round(metrics.avg_latency_ms, 1),
+            "p95_latency_ms": None
+            if metrics.p95_latency_ms is None
+            else round(metrics.p95_latency_ms, 1),
+            "last_refresh_at": _iso(metrics.last_refresh_at),
+            "last_failure_at": _iso(metrics.last_failure_at),
+            "last_error": metrics.last_error,
+        },
+    }

@@ -1,0 +1,459 @@
+"""The token keeper: ``ensure_valid_token`` for threads, asyncio and processes.
+
+Three layers of "never twice at once":
+
+1. In memory, per account: the valid path reads a cached deadline and returns
+   without touching the database or any lock.
+2. In the process: the first caller that finds the token stale becomes the
+   leader of a *flight* (a ``concurrent.futures.Future``); threads and asyncio
+   tasks that arrive meanwhile either use the current token at once (it is
+   valid for longer than the mandatory window) or wait for the flight's result.
+   A failure is shared by every waiter, and a cooldown stops retry storms.
+3. Between processes: the leader runs :func:`~._flow.refresh_flow` under the
+   store's refresh lock, re-reading the row after taking it. Writes are
+   compare-and-swap on the row's version, so the row stays the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+from ..errors import ReauthRequired, TokenError, TransientError
+from ..store import Store
+from ._flow import (
+    Call,
+    Flow,
+    FlowOptions,
+    Http,
+    HttpReply,
+    load_account,
+    refresh_deadline,
+    refresh_flow,
+    seconds_left,
+    usable,
+)
+from ._model import Account, TokenResult
+
+log = logging.getLogger("stayfresh.tokens")
+
+UTC = dt.UTC
+DEFAULT_THRESHOLD = dt.timedelta(minutes=30)
+BACKGROUND_THRESHOLD = dt.timedelta(minutes=5)
+_DEFAULT_SECONDS = DEFAULT_THRESHOLD.total_seconds()
+
+
+def _seconds(value: dt.timedelta | float | int) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    """What the keeper remembers of one account between calls."""
+
+    result: TokenResult  # the stored tokens, was_refreshed=False
+    default_deadline: float  # refresh_deadline at the default threshold
+
+
+@dataclasses.dataclass(slots=True)
+class _Failure:
+    at: float
+    error: BaseException
+
+
+class Keeper:
+    """Keeps the tokens of one store's accounts valid. Share one per process.
+
+    ``clock`` returns POSIX seconds (inject a fake one in tests). ``client``
+    and ``async_client_factory`` let tests and applications bring their own
+    httpx2 clients (proxies, CA bundles); by default every request has a
+    ``timeout``-second limit and TLS verification stays on.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+        mandatory_window: dt.timedelta | float = dt.timedelta(minutes=2),
+        cooldown: dt.timedelta | float = dt.timedelta(seconds=30),
+        lock_timeout: float = 60.0,
+        client: httpx2.Client | None = None,
+        async_client_factory: Callable[[], httpx2.AsyncClient] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.timeout = timeout
+        self.mandatory_window = _seconds(mandatory_window)
+        self.cooldown = _seconds(cooldown)
+        self.lock_timeout = lock_timeout
+        self._client = client
+        self._async_client_factory = async_client_factory
+        self._cache: dict[str, _Entry] = {}
+        self._flights: dict[str, concurrent.futures.Future[TokenResult]] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._guard = threading.Lock()
+
+    # -- public API ------------------------------------------------------------------
+
+    def ensure_valid_token(
+        self,
+        account: str,
+        threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
+        *,
+        force: bool = False,
+        background: bool = False,
+    ) -> TokenResult:
+        """The account's tokens, refreshed first if ``now >= expires_at - threshold``."""
+        entry = self._cache.get(account)
+        if entry is not None and not force:
+            if threshold is DEFAULT_THRESHOLD:
+                if self.clock() < entry.default_deadline:
+                    return entry.result
+            elif self.clock() < refresh_deadline(entry.result.tokens, _seconds(threshold)):
+                return entry.result
+        return self._ensure_slow(account, _seconds(threshold), force, background)
+
+    async def aensure_valid_token(
+        self,
+        account: str,
+        threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
+        *,
+        force: bool = False,
+        background: bool = False,
+    ) -> TokenResult:
+        """Async twin of :meth:`ensure_valid_token` (same cache, flights and lock)."""
+        entry = self._cache.get(account)
+        if entry is not None and not force:
+            if threshold is DEFAULT_THRESHOLD:
+                if self.clock() < entry.default_deadline:
+                    return entry.result
+            elif self.clock() < refresh_deadline(entry.result.tokens, _seconds(threshold)):
+                return entry.result
+        return await self._aensure_slow(account, _seconds(threshold), force, background)
+
+    def forget(self, account: str | None = None) -> None:
+        """Drop cached state (all accounts with None), e.g. after a login or removal."""
+        with self._guard:
+            if account is None:
+                self._cache.clear()
+                self._failures.clear()
+            else:
+                self._cache.pop(account, None)
+                self._failures.pop(account, None)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- the slow path, shared shape -------------------------------------------------
+
+    def _load(self, name: str) -> Account:
+        account = load_account(self.store, name)
+        self._remember(TokenResult(account=name, tokens=account.tokens, was_refreshed=False))
+        return account
+
+    def _remember(self, result: TokenResult) -> TokenResult:
+        plain = dataclasses.replace(result, was_refreshed=False) if result.was_refreshed else result
+        self._cache[result.account] = _Entry(
+            result=plain, default_deadline=refresh_deadline(result.tokens, _DEFAULT_SECONDS)
+        )
+        return result
+
+    def _decide(
+        self, account: Account, threshold: float, force: bool
+    ) -> tuple[TokenResult | None, concurrent.futures.Future[TokenResult] | None, bool]:
+        """(answer now, flight to join, am I the leader)."""
+        now = self.clock()
+        tokens = account.tokens
+        if not force and now < refresh_deadline(tokens, threshold):
+            log.debug(
+                "%s: token still valid (%.0f min left)",
+                account.name,
+                seconds_left(tokens, now) / 60,
+            )
+            return (
+                TokenResult(account=account.name, tokens=tokens, was_refreshed=False),
+                None,
+                False,
+            )
+        with self._guard:
+            flight = self._flights.get(account.name)
+            if flight is not None:
+                if not force and seconds_left(tokens, now) > self.mandatory_window:
+                    return (
+                        TokenResult(account=account.name, tokens=tokens, was_refreshed=False),
+                        None,
+                        False,
+                    )
+                return None, flight, False
+            failure = self._failures.get(account.name)
+            if failure is not None and not force and now - failure.at < self.cooldown:
+                return self._after_failure(account, failure.error, cooldown=True), None, False
+            flight = concurrent.futures.Future()
+            self._flights[account.name] = flight
+        left = seconds_left(tokens, now)
+        log.info(
+            "%s: token %s, refreshing",
+            account.name,
+            "refresh forced" if force else f"expiring soon ({left / 60:.1f} min left)",
+        )
+        return None, flight, True
+
+    def _after_failure(
+        self, account: Account, error: BaseException, *, cooldown: bool = False
+    ) -> TokenResult:
+        """Use the current token if it still works; raise the shared error if not."""
+        if usable(account.tokens, self.clock()) and isinstance(error, TokenError):
+            log.warning(
+                "%s: refresh %s (%s); using the current token, still valid for %.0f s",
+                account.name,
+                "in cooldown after a failure" if cooldown else "failed",
+                error,
+                seconds_left(account.tokens, self.clock()),
+            )
+            return TokenResult(account=account.name, tokens=account.tokens, was_refreshed=False)
+        if isinstance(error, ReauthRequired) and error.account is None:
+            error.account = account.name
+        raise error
+
+    def _finish(
+        self,
+        account: Account,
+        flight: concurrent.futures.Future[TokenResult],
+        result: TokenResult | None,
+        error: BaseException | None,
+    ) -> None:
+        with self._guard:
+            if error is None:
+                assert result is not None
+                self._failures.pop(account.name, None)
+                flight.set_result(result)
+            else:
+                self._failures[account.name] = _Failure(self.clock(), error)
+                flight.set_exception(error)
+            self._flights.pop(account.name, None)
+
+    def _options(self, threshold: float, force: bool, background: bool) -> FlowOptions:
+        return FlowOptions(
+            threshold=threshold,
+            force=force,
+            background=background,
+            mandatory_window=self.mandatory_window,
+            lock_timeout=self.lock_timeout,
+        )
+
+    # -- sync driver ---------------------------------------------------------------------
+
+    def _ensure_slow(
+        self, name: str, threshold: float, force: bool, background: bool
+    ) -> TokenResult:
+        account = self._load(name)
+        answer, flight, leader = self._decide(account, threshold, force)
+        if answer is not None:
+            return answer
+        assert flight is not None
+        if not leader:
+            try:
+                return flight.result()
+            except TokenError as exc:
+                if force:
+                    raise
+                return self._after_failure(account, exc)
+        try:
+            flow = refresh_flow(
+                self.store, account, self._options(threshold, force, background), self.clock
+            )
+            result = self._remember(self._drive(flow))
+        except BaseException as exc:
+            self._finish(account, flight, None, exc)
+            if force or not isinstance(exc, TokenError):
+                raise
+            return self._after_failure(account, exc)
+        self._finish(account, flight, result, None)
+        return result
+
+    def _drive(self, flow: Flow) -> TokenResult:
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                result: TokenResult = stop.value
+                return result
+            error = None
+            try:
+                if isinstance(effect, Call):
+                    reply = effect.fn(*effect.args)
+                else:
+                    reply = self._http(effect)
+            except BaseException as exc:  # handed to the flow, which decides
+                reply, error = None, exc
+
+    def _http(self, effect: Http) -> HttpReply:
+        if self._client is None:
+            self._client = httpx2.Client(timeout=self.timeout)
+        sent = dt.datetime.now(UTC)
+        try:
+            response = self._client.request(
+                effect.method,
+                effect.url,
+                data=effect.data,
+                headers=effect.headers,
+                timeout=self.timeout,
+            )
+        except httpx2.TimeoutException as exc:
+            raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
+        except httpx2.TransportError as exc:
+            raise TransientError(
+                f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
+            ) from None
+        return _reply(response, sent)
+
+    # -- async driver ----------------------------------------------------------------------
+
+    async def _aensure_slow(
+        self, name: str, threshold: float, force: bool, background: bool
+    ) -> TokenResult:
+        account = await asyncio.to_thread(self._load, name)
+        answer, flight, leader = self._decide(account, threshold, force)
+        if answer is not None:
+            return answer
+        assert flight is not None
+        if not leader:
+            try:
+                return await asyncio.wrap_future(flight)
+            except TokenError as exc:
+                if force:
+                    raise
+                return self._after_failure(account, exc)
+        try:
+            flow = refresh_flow(
+                self.store, account, self._options(threshold, force, background), self.clock
+            )
+            result = self._remember(await self._adrive(flow))
+        except BaseException as exc:
+            self._finish(account, flight, None, exc)
+            if force or not isinstance(exc, TokenError):
+                raise
+            return self._after_failure(account, exc)
+        self._finish(account, flight, result, None)
+        return result
+
+    async def _adrive(self, flow: Flow) -> TokenResult:
+        reply: Any = None
+        error: BaseException | None = None
+        async with self._new_async_client() as client:
+            while True:
+                try:
+                    effect = flow.throw(error) if error is not None else flow.send(reply)
+                except StopIteration as stop:
+                    result: TokenResult = stop.value
+                    return result
+                error = None
+                try:
+                    if isinstance(effect, Call):
+                        if effect.args == (0,):  # a non-blocking lock try: no thread needed
+                            reply = effect.fn(*effect.args)
+                        else:
+                            reply = await asyncio.to_thread(effect.fn, *effect.args)
+                    else:
+                        reply = await self._ahttp(client, effect)
+                except BaseException as exc:
+                    reply, error = None, exc
+
+    def _new_async_client(self) -> httpx2.AsyncClient:
+        if self._async_client_factory is not None:
+            return self._async_client_factory()
+        return httpx2.AsyncClient(timeout=self.timeout)
+
+    async def _ahttp(self, client: httpx2.AsyncClient, effect: Http) -> HttpReply:
+        sent = dt.datetime.now(UTC)
+        try:
+            response = await client.request(
+                effect.method,
+                effect.url,
+                data=effect.data,
+                headers=effect.headers,
+                timeout=self.timeout,
+            )
+        except httpx2.TimeoutException as exc:
+            raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
+        except httpx2.TransportError as exc:
+            raise TransientError(
+                f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
+            ) from None
+        return _reply(response, sent)
+
+
+def _reply(response: httpx2.Response, sent: dt.datetime) -> HttpReply:
+    return HttpReply(
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        body=response.content,
+        sent_at=sent,
+        received_at=dt.datetime.now(UTC),
+    )
+
+
+# -- module-level convenience ---------------------------------------------------------------
+
+_default: Keeper | None = None
+_default_guard = threading.Lock()
+
+
+def default_keeper() -> Keeper:
+    """The process-wide keeper on the default store (``STAYFRESH_DB`` or the user data dir)."""
+    global _default
+    if _default is None:
+        with _default_guard:
+            if _default is None:
+                from ..store import open_store
+
+                _default = Keeper(open_store())
+    return _default
+
+
+def set_default_keeper(keeper: Keeper | None) -> None:
+    """Replace the process-wide keeper (applications with their own store; tests)."""
+    global _default
+    with _default_guard:
+        _default = keeper
+
+
+def ensure_valid_token(
+    account: str,
+    threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
+    *,
+    force: bool = False,
+    keeper: Keeper | None = None,
+) -> TokenResult:
+    """Return ``account``'s tokens, refreshed first when they expire within ``threshold``."""
+    return (keeper or default_keeper()).ensure_valid_token(account, threshold, force=force)
+
+
+async def aensure_valid_token(
+    account: str,
+    threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
+    *,
+    force: bool = False,
+    keeper: Keeper | None = None,
+) -> TokenResult:
+    """Async twin of :func:`ensure_valid_token`."""
+    return await (keeper or default_keeper()).aensure_valid_token(account, threshold, force=force)
+
+
+def store_of(keeper: Keeper | None = None) -> Store:
+    return (keeper or default_keeper()).store

@@ -1,0 +1,382 @@
+"""Token providers: how to ask for a refresh, and how to read the answer.
+
+Providers are pure: they build a :class:`RefreshRequest` and turn a response
+(status, headers, body) into a :class:`TokenSet` or a typed error. The keeper
+does the I/O, so the same provider serves the sync and the async driver.
+Third-party providers register under the ``stayfresh.providers`` entry point
+group (a :class:`Provider` subclass or instance).
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import dataclasses
+import datetime as dt
+import email.utils
+import ipaddress
+import json
+import logging
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ..errors import ConfigError, ProviderError, ReauthRequired, TransientError
+from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
+from ._model import TokenSet
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+
+#: Audible marketplaces: locale → Amazon top-level domain (audible package's table)
+AMAZON_LOCALES: dict[str, str] = {
+    "us": "com", "uk": "co.uk", "de": "de", "fr": "fr", "ca": "ca", "it": "it",
+    "au": "com.au", "in": "in", "jp": "co.jp", "es": "es", "br": "com.br",
+}  # fmt: skip
+#: the app version the audible package sends
+AMAZON_APP_VERSION = "4.60"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RefreshRequest:
+    """One form-encoded POST to a token endpoint."""
+
+    url: str
+    data: dict[str, str]
+    headers: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"RefreshRequest(url={self.url!r}, fields={sorted(self.data)!r})"
+
+
+def check_endpoint(url: str) -> str:
+    """Token endpoints must be https, except on loopback addresses."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback:
+            return url
+        raise ConfigError(f"token endpoint must use https (http only on loopback): {url}")
+    raise ConfigError(f"not an http(s) URL: {url!r}")
+
+
+def _http_date(headers: Mapping[str, str]) -> dt.datetime | None:
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _short(body: bytes, limit: int = 120) -> str:
+    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+class Provider(abc.ABC):
+    """How one kind of authorization server refreshes tokens."""
+
+    name: str = ""
+
+    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate an account's configuration; raise :class:`ConfigError` when wrong."""
+        cfg = dict(config)
+        if cfg.get("token_url"):
+            check_endpoint(str(cfg["token_url"]))
+        return cfg
+
+    def discovery_url(self, config: Mapping[str, Any]) -> str | None:
+        """A document to fetch before the first refresh, or None."""
+        return None
+
+    def apply_discovery(self, config: Mapping[str, Any], document: Any) -> dict[str, Any]:
+        """The configuration completed from the fetched discovery document."""
+        return dict(config)
+
+    @abc.abstractmethod
+    def token_url(self, config: Mapping[str, Any]) -> str:
+        """Where refresh requests go (``config["token_url"]`` overrides the default)."""
+
+    @abc.abstractmethod
+    def refresh_request(self, config: Mapping[str, Any], refresh_token: str) -> RefreshRequest:
+        """The request that trades ``refresh_token`` for a new access token."""
+
+    def auth_headers(self, tokens: TokenSet) -> dict[str, str]:
+        """Headers that carry the access token to the provider's APIs."""
+        return {"Authorization": tokens.authorization}
+
+    def parse_response(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        sent_at: dt.datetime,
+        received_at: dt.datetime,
+        previous: TokenSet,
+    ) -> TokenSet:
+        """The new token set, or a typed error. Header names are lower case."""
+        data = _json_body(body)
+        if status >= 400 or status < 200:
+            raise self.classify_error(status, headers, body, data, received_at)
+        if not isinstance(data, dict):
+            raise ProviderError(
+                f"token endpoint answered {status} without a JSON object: {_short(body)!r}",
+                status=status,
+            )
+        if "error" in data and "access_token" not in data:
+            raise self.classify_error(400, headers, body, data, received_at)
+        access = data.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise ProviderError("token response has no access_token", status=status)
+        expires_at = self._expiry(data, headers, sent_at, received_at)
+        new_refresh = data.get("refresh_token")
+        refresh: str | None
+        if isinstance(new_refresh, str) and new_refresh:
+            refresh = new_refresh
+        else:
+            refresh = previous.refresh_token
+            log.info("provider returned no refresh token; keeping %s", "the old one")
+        token_type = data.get("token_type")
+        scope = data.get("scope")
+        return TokenSet(
+            access_token=access,
+            expires_at=expires_at,
+            refresh_token=refresh,
+            token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+            scope=scope if isinstance(scope, str) else previous.scope,
+            obtained_at=sent_at,
+        )
+
+    def _expiry(
+        self,
+        data: Mapping[str, Any],
+        headers: Mapping[str, str],
+        sent_at: dt.datetime,
+        received_at: dt.datetime,
+    ) -> dt.datetime | None:
+        try:
+            if data.get("expires_in") is not None:
+                return from_expires_in(data["expires_in"], sent_at)
+            for key in ("expires_at", "expires", "expiration", "expiry"):
+                if data.get(key) is not None:
+                    absolute = parse_expiry(data[key])
+                    server_now = _http_date(headers)
+                    if server_now is not None:
+                        # the server's clock wrote the timestamp: move it onto ours
+                        skew = server_now - received_at
+                        if abs(skew) > dt.timedelta(seconds=2):
+                            log.info(
+                                "correcting expiry for %.0f s of clock skew", skew.total_seconds()
+                            )
+                            absolute -= skew
+                    return absolute
+        except ExpiryParseError as exc:
+            raise ProviderError(f"token response has an unreadable expiry: {exc}") from None
+        return None
+
+    def classify_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        data: Any,
+        now: dt.datetime,
+    ) -> Exception:
+        """Map an error response to ReauthRequired, TransientError or ProviderError."""
+        error = description = None
+        if isinstance(data, dict):
+            error = data.get("error") if isinstance(data.get("error"), str) else None
+            raw_desc = data.get("error_description") or data.get("message")
+            description = raw_desc if isinstance(raw_desc, str) else None
+        message = ": ".join(x for x in (error, description) if x) or _short(body) or "no body"
+        if status == 429 or status >= 500:
+            wait = retry_after(headers, now)
+            return TransientError(f"token endpoint answered {status}: {message}", retry_after=wait)
+        if self.is_reauth(status, error, description):
+            return ReauthRequired(f"the refresh token was rejected ({message})")
+        return ProviderError(
+            f"token endpoint answered {status}: {message}", status=status, error=error
+        )
+
+    def is_reauth(self, status: int, error: str | None, description: str | None) -> bool:
+        """Does this error mean the refresh token is dead (log in again)?"""
+        return error == "invalid_grant"
+
+
+class OAuth2Provider(Provider):
+    """RFC 6749 §6 refresh_token grant."""
+
+    name = "oauth2"
+
+    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = super().normalize_config(config)
+        if not cfg.get("client_id"):
+            raise ConfigError(f"the {self.name} provider needs a client id")
+        method = cfg.setdefault("auth_method", "client_secret_basic")
+        if method not in ("client_secret_basic", "client_secret_post", "none"):
+            raise ConfigError(f"unknown client auth method {method!r}")
+        if self.discovery_url(cfg) is None and not cfg.get("token_url"):
+            raise ConfigError(f"the {self.name} provider needs --token-url")
+        return cfg
+
+    def token_url(self, config: Mapping[str, Any]) -> str:
+        url = config.get("token_url")
+        if not url:
+            raise ConfigError("no token URL configured")
+        return check_endpoint(str(url))
+
+    def refresh_request(self, config: Mapping[str, Any], refresh_token: str) -> RefreshRequest:
+        data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if config.get("scope"):
+            data["scope"] = str(config["scope"])
+        headers = {"Accept": "application/json"}
+        client_id = str(config["client_id"])
+        secret = config.get("client_secret")
+        if secret and config.get("auth_method", "client_secret_basic") == "client_secret_basic":
+            # RFC 6749 §2.3.1: form-urlencode both parts before base64
+            pair = f"{quote(client_id, safe='')}:{quote(str(secret), safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            data["client_id"] = client_id
+            if secret:
+                data["client_secret"] = str(secret)
+        return RefreshRequest(url=self.token_url(config), data=data, headers=headers)
+
+
+class OIDCProvider(OAuth2Provider):
+    """OAuth2 whose token URL comes from ``/.well-known/openid-configuration``."""
+
+    name = "oidc"
+
+    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = dict(config)
+        if not cfg.get("issuer") and not cfg.get("token_url"):
+            raise ConfigError("the oidc provider needs --issuer")
+        if cfg.get("issuer"):
+            check_endpoint(str(cfg["issuer"]))
+        return super().normalize_config(cfg)
+
+    def discovery_url(self, config: Mapping[str, Any]) -> str | None:
+        if config.get("token_url") or not config.get("issuer"):
+            return None
+        return str(config["issuer"]).rstrip("/") + "/.well-known/openid-configuration"
+
+    def apply_discovery(self, config: Mapping[str, Any], document: Any) -> dict[str, Any]:
+        if not isinstance(document, dict) or not isinstance(document.get("token_endpoint"), str):
+            raise ProviderError("OIDC discovery document has no token_endpoint")
+        cfg = dict(config)
+        cfg["token_url"] = check_endpoint(document["token_endpoint"])
+        for key in ("authorization_endpoint", "device_authorization_endpoint"):
+            if isinstance(document.get(key), str):
+                cfg[key] = document[key]
+        return cfg
+
+
+class AmazonProvider(Provider):
+    """Amazon's token exchange as used by Audible (the ``audible`` package's request)."""
+
+    name = "amazon"
+
+    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = super().normalize_config(config)
+        locale = str(cfg.get("locale") or "us").lower()
+        if locale not in AMAZON_LOCALES:
+            raise ConfigError(
+                f"unknown Amazon locale {locale!r} (one of {', '.join(AMAZON_LOCALES)})"
+            )
+        cfg["locale"] = locale
+        return cfg
+
+    def token_url(self, config: Mapping[str, Any]) -> str:
+        if config.get("token_url"):
+            return check_endpoint(str(config["token_url"]))
+        tld = AMAZON_LOCALES[str(config.get("locale") or "us")]
+        return f"https://api.amazon.{tld}/auth/token"
+
+    def refresh_request(self, config: Mapping[str, Any], refresh_token: str) -> RefreshRequest:
+        data = {
+            "app_name": "Audible",
+            "app_version": AMAZON_APP_VERSION,
+            "source_token": refresh_token,
+            "requested_token_type": "access_token",
+            "source_token_type": "refresh_token",
+        }
+        return RefreshRequest(
+            url=self.token_url(config), data=data, headers={"Accept": "application/json"}
+        )
+
+    def auth_headers(self, tokens: TokenSet) -> dict[str, str]:
+        # the audible package sends the token in x-amz-access-token today
+        return {"x-amz-access-token": tokens.access_token or ""}
+
+    def is_reauth(self, status: int, error: str | None, description: str | None) -> bool:
+        if error in ("invalid_grant", "InvalidValue") and status in (400, 401):
+            return True
+        return bool(description and "invalid parameter : source_token" in description)
+
+
+_BUILTIN: dict[str, Provider] = {
+    p.name: p for p in (OAuth2Provider(), OIDCProvider(), AmazonProvider())
+}
+_registry: dict[str, Provider] = {}
+
+
+def get_provider(name: str) -> Provider:
+    """The provider called ``name``: built-in, registered, or from an entry point."""
+    if name in _registry:
+        return _registry[name]
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    for ep in entry_points(group="stayfresh.providers"):
+        if ep.name == name:
+            loaded = ep.load()
+            provider = loaded() if isinstance(loaded, type) else loaded
+            if not isinstance(provider, Provider):
+                raise ConfigError(f"entry point {ep.value} is not a stayfresh Provider")
+            _registry[name] = provider
+            return provider
+    raise ConfigError(f"unknown provider {name!r}")
+
+
+def register_provider(provider: Provider) -> None:
+    """Make a provider available by its name (for code that embeds stayfresh)."""
+    _registry[provider.name] = provider
+
+
+def provider_names() -> list[str]:
+    names = set(_BUILTIN) | set(_registry)
+    names.update(ep.name for ep in entry_points(group="stayfresh.providers"))
+    return sorted(names)
