@@ -67,7 +67,7 @@ const HOST = '127.0.0.1';
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const LOOPBACK_REDIRECT = 'http://127.0.0.1/callback';
 
-export const CLIENTS = [
+const CLIENTS = [
   {
     client_id: 'stayfresh-confidential',
     client_secret: 'stayfresh-secret',
@@ -154,7 +154,6 @@ const configuration = {
     introspection: { enabled: true },
     userinfo: { enabled: true },
   },
-  pkce: { required: () => false },
   ttl: {
     AccessToken: ACCESS_TTL,
     AuthorizationCode: 60,
@@ -162,7 +161,7 @@ const configuration = {
     IdToken: 3600,
     Interaction: 3600,
     Session: 24 * 60 * 60,
-    Grant: 14 * 24 * 60 * 60,
+    Grant: Math.max(REFRESH_TTL, 14 * 24 * 60 * 60),
     RefreshToken: REFRESH_TTL,
   },
   rotateRefreshToken: ROTATE,
@@ -181,21 +180,34 @@ provider.on('server_error', (_ctx, err) => {
   console.error('oidc-provider server_error:', err);
 });
 
+// Reads the raw token request body so the grant type is known before the
+// provider runs.  The buffer is handed on as `req.body`, which oidc-provider
+// accepts in place of the (now consumed) stream.
+async function readRawBody(req, limit = 64 * 1024) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) throw new Error('token request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
 // Test-control endpoints and token-endpoint accounting.  provider.use()
 // middleware runs before the provider's router, so the counters see every
-// request, including ones the provider then rejects.
+// token request, including the ones the provider then rejects.
 provider.use(async (ctx, next) => {
   if (ctx.path === '/__stats' && ctx.method === 'GET') {
-    json(ctx, 200, { ...stats, config: { access_ttl: ACCESS_TTL, refresh_ttl: REFRESH_TTL, rotate: ROTATE } });
+    json(ctx, 200, {
+      ...stats,
+      config: { access_ttl: ACCESS_TTL, refresh_ttl: REFRESH_TTL, rotate: ROTATE, refresh_delay_ms: REFRESH_DELAY_MS },
+    });
     return;
   }
   if (ctx.path === '/__reset' && ctx.method === 'POST') {
     stats = freshStats();
     json(ctx, 200, stats);
-    return;
-  }
-  if (ctx.path === '/__health') {
-    json(ctx, 200, { ok: true });
     return;
   }
 
@@ -204,22 +216,33 @@ provider.use(async (ctx, next) => {
     return;
   }
 
-  // The grant type is only known once the provider has parsed the body, so
-  // count after the fact; requests whose body cannot be parsed are "unknown".
-  const counted = stats;
+  const counted = stats; // a /__reset during this request must not corrupt the new counters
   counted.token_requests += 1;
-  let isRefresh = false;
+
+  let grantType = 'unknown';
+  if (ctx.is('application/x-www-form-urlencoded')) {
+    const raw = await readRawBody(ctx.req);
+    ctx.req.body = raw;
+    grantType = new URLSearchParams(raw.toString('utf8')).get('grant_type') ?? 'unknown';
+  }
+  const perGrant = (counted.grants[grantType] ??= { requests: 0, success: 0, failure: 0 });
+  perGrant.requests += 1;
+
+  const isRefresh = grantType === 'refresh_token';
+  if (isRefresh) {
+    counted.refresh_grants += 1;
+    counted.refresh_in_flight += 1;
+    counted.refresh_max_in_flight = Math.max(counted.refresh_max_in_flight, counted.refresh_in_flight);
+  }
+
   try {
+    if (isRefresh && REFRESH_DELAY_MS > 0) await sleep(REFRESH_DELAY_MS);
     await next();
   } finally {
-    const grantType = ctx.oidc?.params?.grant_type ?? ctx.oidc?.body?.grant_type ?? 'unknown';
     const ok = ctx.status === 200;
-    const perGrant = (counted.grants[grantType] ??= { requests: 0, success: 0, failure: 0 });
-    perGrant.requests += 1;
     perGrant[ok ? 'success' : 'failure'] += 1;
-    isRefresh = grantType === 'refresh_token';
     if (isRefresh) {
-      counted.refresh_grants += 1;
+      counted.refresh_in_flight -= 1;
       if (ok) {
         counted.refresh_success += 1;
       } else {
@@ -232,32 +255,6 @@ provider.use(async (ctx, next) => {
         counted.refresh_errors[code] = (counted.refresh_errors[code] ?? 0) + 1;
       }
     }
-  }
-});
-
-// Optional latency for refresh grants, injected right before the grant handler
-// runs (after the body was parsed), with an in-flight gauge for race tests.
-provider.on('grant.success', () => {});
-const originalRefreshHandler = provider.registerGrantType;
-void originalRefreshHandler; // (kept for readers: we do not re-register grants)
-provider.use(async (ctx, next) => {
-  if (!(ctx.path === tokenPath && ctx.method === 'POST')) {
-    await next();
-    return;
-  }
-  const counted = stats;
-  let inFlight = false;
-  const onRefresh = async () => {
-    counted.refresh_in_flight += 1;
-    inFlight = true;
-    counted.refresh_max_in_flight = Math.max(counted.refresh_max_in_flight, counted.refresh_in_flight);
-    if (REFRESH_DELAY_MS > 0) await sleep(REFRESH_DELAY_MS);
-  };
-  ctx.state.stayfreshOnRefresh = onRefresh;
-  try {
-    await next();
-  } finally {
-    if (inFlight) counted.refresh_in_flight -= 1;
   }
 });
 
