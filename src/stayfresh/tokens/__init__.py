@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
+from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
 from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
 from ._flow import effective_threshold, refresh_deadline
 from ._keeper import (
@@ -39,6 +40,8 @@ __all__ = [
     "OIDCProvider",
     "Provider",
     "RefreshRequest",
+    "StayfreshAuth",
+    "StayfreshRequestsAuth",
     "TokenResult",
     "TokenSet",
     "add_account",
@@ -50,6 +53,7 @@ __all__ = [
     "ensure_valid_token",
     "from_expires_in",
     "get_provider",
+    "legacy_httpx_auth",
     "parse_expiry",
     "provider_names",
     "refresh_deadline",
