@@ -81,7 +81,9 @@ class FakeTokenServer:
                     body = json.dumps(body)
                     reply.headers.setdefault("Content-Type", "application/json")
                 data = body.encode() if isinstance(body, str) else body
-                self.send_response(reply.status)
+                self.send_response_only(reply.status)
+                if not any(k.lower() == "date" for k in reply.headers):
+                    self.send_header("Date", self.date_time_string())
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -152,7 +153,14 @@ class Keeper:
                 self._cache.pop(account, None)
                 self._failures.pop(account, None)
 
+    def __enter__(self) -> Keeper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the keeper's HTTP connections (it can still be used afterwards)."""
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -305,7 +313,9 @@ class Keeper:
     def _http(self, effect: Http) -> HttpReply:
         if self._client is None:
             self._client = httpx2.Client(timeout=self.timeout)
-        sent = dt.datetime.now(UTC)
+            # a keeper dropped without close() still closes its connections
+            weakref.finalize(self, self._client.close)
+        sent = dt.datetime.fromtimestamp(self.clock(), UTC)
         try:
             response = self._client.request(
                 effect.method,
@@ -320,7 +330,7 @@ class Keeper:
             raise TransientError(
                 f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
             ) from None
-        return _reply(response, sent)
+        return _reply(response, sent, self.clock())
 
     # -- async driver ----------------------------------------------------------------------
 
@@ -380,7 +390,7 @@ class Keeper:
         return httpx2.AsyncClient(timeout=self.timeout)
 
     async def _ahttp(self, client: httpx2.AsyncClient, effect: Http) -> HttpReply:
-        sent = dt.datetime.now(UTC)
+        sent = dt.datetime.fromtimestamp(self.clock(), UTC)
         try:
             response = await client.request(
                 effect.method,
@@ -395,16 +405,16 @@ class Keeper:
             raise TransientError(
                 f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
             ) from None
-        return _reply(response, sent)
+        return _reply(response, sent, self.clock())
 
 
-def _reply(response: httpx2.Response, sent: dt.datetime) -> HttpReply:
+def _reply(response: httpx2.Response, sent: dt.datetime, now: float) -> HttpReply:
     return HttpReply(
         status=response.status_code,
         headers={k.lower(): v for k, v in response.headers.items()},
         body=response.content,
         sent_at=sent,
-        received_at=dt.datetime.now(UTC),
+        received_at=dt.datetime.fromtimestamp(now, UTC),
     )
 
 
