@@ -48,7 +48,10 @@ def from_expires_in(seconds: object, sent_at: dt.datetime) -> dt.datetime:
     number = _number(seconds)
     if number is None or number < 0 or number > 10 * 365 * 86400:
         raise ExpiryParseError(f"expires_in must be a number of seconds, got {seconds!r}")
-    return sent_at.astimezone(UTC) + dt.timedelta(seconds=number)
+    try:
+        return sent_at.astimezone(UTC) + dt.timedelta(seconds=number)
+    except OverflowError:
+        raise ExpiryParseError(f"expires_in {seconds!r} goes past the year 9999") from None
 
 
 def parse_expiry(value: object) -> dt.datetime:
@@ -77,7 +80,10 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) or (
         isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value)
     ):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            return None
     else:
         return None
     return number if math.isfinite(number) else None
