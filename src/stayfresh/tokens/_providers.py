@@ -17,6 +17,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -73,9 +74,14 @@ def _http_date(headers: Mapping[str, str]) -> dt.datetime | None:
     if not value:
         return None
     try:
-        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError, IndexError):
+        return _aware(email.utils.parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # RFC 5322's "-0000" parses as naive: it is UTC with no local zone given
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
@@ -84,11 +90,12 @@ def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        when = _aware(email.utils.parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, (when - now).total_seconds())
 
@@ -96,7 +103,7 @@ def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
 def _json_body(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
         return None
 
 
@@ -205,6 +212,10 @@ class Provider(abc.ABC):
                     return absolute
         except ExpiryParseError as exc:
             raise ProviderError(f"token response has an unreadable expiry: {exc}") from None
+        except OverflowError:  # the Date header moved the expiry out of datetime's range
+            raise ProviderError(
+                "token response has an expiry out of range after clock-skew correction"
+            ) from None
         return None
 
     def classify_error(
