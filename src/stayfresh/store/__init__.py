@@ -18,17 +18,37 @@ from ._base import (
     TokenRow,
 )
 from ._sqlite import SQLiteStore
+from ._work_base import (
+    ClaimedRun,
+    EnqueueResult,
+    NewWork,
+    RunFinish,
+    RunRow,
+    UniquePolicy,
+    WorkRow,
+    WorkStore,
+    constraints_key,
+)
 
 __all__ = [
     "AccountExists",
     "AccountRow",
+    "ClaimedRun",
+    "EnqueueResult",
+    "NewWork",
     "RefreshKind",
     "RefreshLock",
     "RefreshMetrics",
+    "RunFinish",
+    "RunRow",
     "SQLiteStore",
     "Store",
     "StoreError",
     "TokenRow",
+    "UniquePolicy",
+    "WorkRow",
+    "WorkStore",
+    "constraints_key",
     "default_db_path",
     "open_store",
 ]

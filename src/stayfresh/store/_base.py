@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ._work_base import WorkStore
+
 RefreshKind = Literal["jit", "background"]
 
 
@@ -109,7 +111,7 @@ class RefreshLock(abc.ABC):
         self.release()
 
 
-class Store(abc.ABC):
+class Store(WorkStore, abc.ABC):
     """Everything stayfresh keeps, behind one narrow interface.
 
     Implementations are safe to share between threads, and several processes
