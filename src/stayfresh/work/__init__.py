@@ -1,0 +1,63 @@
+"""Layer 2: the durable work engine (WorkManager's semantics, on our store).
+
+Enqueue with :class:`WorkManager`, run with :class:`Runner` (a thread, an
+asyncio task, or ``stayfresh daemon``). Workers are named by import path so
+any runner process can execute any stored work.
+"""
+
+from __future__ import annotations
+
+from ._constraints import Constraints, ConstraintWatcher, unmet_constraints
+from ._control import NullWaker, SocketWaker, WakeListener, Waker, control_dir
+from ._engine import WorkManager, plan_finish
+from ._model import (
+    ExistingPeriodicWorkPolicy,
+    ExistingWorkPolicy,
+    Result,
+    RunInfo,
+    WorkInfo,
+    WorkRequest,
+    WorkState,
+)
+from ._runner import Runner
+from ._schedule import (
+    BackoffPolicy,
+    backoff_delay,
+    first_due,
+    format_duration,
+    min_interval,
+    next_period_due,
+    parse_duration,
+)
+from ._workers import WorkerContext, register_worker, resolve_worker
+
+__all__ = [
+    "BackoffPolicy",
+    "ConstraintWatcher",
+    "Constraints",
+    "ExistingPeriodicWorkPolicy",
+    "ExistingWorkPolicy",
+    "NullWaker",
+    "Result",
+    "RunInfo",
+    "Runner",
+    "SocketWaker",
+    "WakeListener",
+    "Waker",
+    "WorkInfo",
+    "WorkManager",
+    "WorkRequest",
+    "WorkState",
+    "WorkerContext",
+    "backoff_delay",
+    "control_dir",
+    "first_due",
+    "format_duration",
+    "min_interval",
+    "next_period_due",
+    "parse_duration",
+    "plan_finish",
+    "register_worker",
+    "resolve_worker",
+    "unmet_constraints",
+]

@@ -1,0 +1,175 @@
+"""Waking sleeping runners from other processes: the control socket.
+
+A runner sleeps in one blocking wait until its next due time. When another
+process changes work (``stayfresh work add``, a library ``enqueue``), the
+runner must look again at once — without polling the database. For SQLite
+that is a local datagram socket per runner, in an owner-only folder next to
+the database (``<db>.sock/``, mode 0700; each socket 0600). A notifier sends
+one byte to every socket in it; the runner's wait returns, it drains the
+bytes and recomputes its schedule. A folder rather than one socket because
+several runner processes may share a database and each needs waking.
+
+The interface (:class:`Waker` for notifiers, :class:`WakeListener` for the
+runner, whose ``fileno`` joins the runner's selector) is what a PostgreSQL
+backend implements with LISTEN/NOTIFY on the listening connection's socket.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: sun_path holds 108 bytes including the terminating NUL
+_MAX_SOCKET_PATH = 107
+
+
+class Waker(abc.ABC):
+    """Tells every runner of a database that work changed."""
+
+    @abc.abstractmethod
+    def notify(self) -> int:
+        """Wake the runners; return how many were reached. Never raises for a dead runner."""
+
+
+class WakeListener(abc.ABC):
+    """A runner's end: readable when some process called :meth:`Waker.notify`."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The descriptor to wait on (select/poll/asyncio reader)."""
+
+    @abc.abstractmethod
+    def drain(self) -> int:
+        """Consume pending wake-ups without blocking; return how many there were."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop listening and remove what was created."""
+
+
+class NullWaker(Waker):
+    """For stores without a wake channel: runners in other processes are not told."""
+
+    def notify(self) -> int:
+        return 0
+
+
+def control_dir(db_path: str | os.PathLike[str]) -> Path:
+    """The folder of runner sockets for the database at ``db_path``.
+
+    ``<db>.sock`` next to the database; if socket paths there would exceed
+    the kernel's limit, a per-database folder under ``$XDG_RUNTIME_DIR`` (or
+    the temp dir) named by a hash of the database path — the same answer in
+    every process, which is all notifiers and runners need.
+    """
+    db = Path(db_path).expanduser().absolute()
+    beside = Path(str(db) + ".sock")
+    if len(os.fsencode(beside)) + 1 + 12 <= _MAX_SOCKET_PATH:
+        return beside
+    digest = hashlib.sha256(os.fsencode(db)).hexdigest()[:16]
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"stayfresh-{os.getuid() if hasattr(os, 'getuid') else 0}" / digest
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid != os.getuid():
+        raise PermissionError(f"{path} is not owned by this user")
+    os.chmod(path, 0o700)
+
+
+class SocketWaker(Waker):
+    """Sends one byte to each runner socket of a database."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.folder = control_dir(db_path)
+
+    def notify(self) -> int:
+        try:
+            entries = list(os.scandir(self.folder))
+        except FileNotFoundError:
+            return 0
+        reached = 0
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            for entry in entries:
+                if not entry.name.endswith(".sock"):
+                    continue
+                try:
+                    sock.sendto(b"!", entry.path)
+                    reached += 1
+                except BlockingIOError:
+                    reached += 1  # its queue is full: it has wake-ups pending anyway
+                except OSError as exc:
+                    if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                        # a runner that died without cleaning up: remove its socket
+                        _unlink_quietly(entry.path)
+                    else:
+                        log.debug("could not wake %s: %s", entry.path, exc)
+        log.debug("woke %d runner(s) through %s", reached, self.folder)
+        return reached
+
+
+class SocketListener(WakeListener):
+    """A runner's datagram socket in the control folder (owner-only)."""
+
+    def __init__(self, db_path: str | os.PathLike[str], runner_id: str) -> None:
+        self.folder = control_dir(db_path)
+        _private_dir(self.folder)
+        self.path = self.folder / f"{runner_id[:12]}.sock"
+        _unlink_quietly(str(self.path))
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        old = os.umask(0o177)
+        try:
+            self._sock.bind(str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self._sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def drain(self) -> int:
+        count = 0
+        while True:
+            try:
+                self._sock.recv(64)
+            except (BlockingIOError, InterruptedError):
+                return count
+            except OSError:
+                return count
+            count += 1
+
+    def close(self) -> None:
+        self._sock.close()
+        _unlink_quietly(str(self.path))
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.debug("could not remove %s: %s", path, exc)
+
+
+def waker_for(store: object) -> Waker:
+    """The waker of a store: its control sockets for SQLite, nothing otherwise."""
+    path = getattr(store, "path", None)
+    return SocketWaker(path) if isinstance(path, Path) else NullWaker()
+
+
+def listener_for(store: object, runner_id: str) -> WakeListener | None:
+    """The runner end for a store, or None when the store has no wake channel."""
+    path = getattr(store, "path", None)
+    return SocketListener(path, runner_id) if isinstance(path, Path) else None

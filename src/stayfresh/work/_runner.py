@@ -1,0 +1,417 @@
+"""The runner: sleeps until the next due time, claims due work, runs it.
+
+One scheduling thread does everything but the work itself. Each pass it
+(1) records finished runs in one transaction, (2) renews leases at half their
+length and notices cancelled work, (3) cancels runs past their time limit,
+(4) claims due work whose constraints hold and starts a thread per run, then
+asks the store for the next due time and blocks in a single ``select`` on:
+the control socket (other processes changed work), an in-process wake pipe
+(a run finished, a constraint changed, ``stop()``), and a wall-clock timerfd
+armed at the next due time (see :mod:`._timer`). The select timeout is only
+used for this runner's own short timers (lease renewal, time limits) while
+work runs. An idle runner therefore makes no system calls at all until
+something is due or someone pokes it.
+
+Without a timerfd (not Linux, or an injected clock) each sleep is capped at
+:data:`FALLBACK_MAX_SLEEP` so a suspend/resume cannot delay work by more than
+that; the wall/monotonic offset is compared after every wake and a jump is
+logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..store import ClaimedRun, RunFinish, Store, constraints_key
+from ._constraints import Constraints, ConstraintWatcher, overrides_from_store, unmet_constraints
+from ._control import WakeListener, listener_for
+from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome, plan_finish
+from ._timer import WallTimer, wall_timer
+from ._workers import WorkerContext, call_worker, resolve_worker, to_result
+
+log = logging.getLogger(__name__)
+
+FALLBACK_MAX_SLEEP = 300.0
+#: a wall/monotonic offset change larger than this is reported as a clock jump
+CLOCK_JUMP = 2.0
+_ERROR_LIMIT = 8000
+
+
+class _Run:
+    """One run in progress in this process."""
+
+    def __init__(self, claim: ClaimedRun, ctx: WorkerContext, deadline: float) -> None:
+        self.claim = claim
+        self.ctx = ctx
+        self.deadline = deadline  # time.monotonic()
+        self.timed_out = False
+        self.released = False
+
+
+class Runner:
+    """Runs due work from a store until stopped; embeddable in a thread or asyncio.
+
+    ``max_concurrent`` runs at once; leases last ``lease_seconds`` and are
+    renewed at half that. On :meth:`stop`, runs get ``grace`` seconds to end,
+    then are cancelled and released for another runner.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        runner_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        max_concurrent: int = 8,
+        lease_seconds: float = 60.0,
+        grace: float = 30.0,
+        keep_runs: int = DEFAULT_KEEP_RUNS,
+        overrides: Mapping[str, str] | None = None,
+        listen: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.token = uuid.uuid4().hex[:12]
+        self.runner_id = runner_id or f"{socket.gethostname()}:{os.getpid()}:{self.token[:6]}"
+        self.clock = clock
+        self.max_concurrent = max(1, max_concurrent)
+        self.lease_seconds = lease_seconds
+        self.grace = grace
+        self.keep_runs = keep_runs
+        self._overrides = overrides
+        self._listen = listen
+        self._env = dict(os.environ if environ is None else environ)
+        self._runs: dict[str, _Run] = {}
+        self._done: queue.Queue[tuple[_Run, Outcome, Mapping[str, Any] | None, str | None]] = (
+            queue.Queue()
+        )
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: ConstraintWatcher | None = None
+        self._poked = False
+        self._next_renew = 0.0
+        self._last_prune = 0.0
+        #: counters for tests and `daemon` logs: passes of the loop and why it woke
+        self.stats: dict[str, int] = {"passes": 0, "socket": 0, "timer": 0, "internal": 0, "timeout": 0}
+
+    # -- embedding -------------------------------------------------------------------
+
+    def start(self) -> Runner:
+        """Run in a background thread; returns at once."""
+        self._thread = threading.Thread(target=self.run_forever, name="stayfresh-runner", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, grace: float | None = None, *, wait: bool = True) -> None:
+        """Stop claiming; let runs finish within ``grace`` s, then release them."""
+        if grace is not None:
+            self.grace = grace
+        self._stopping.set()
+        self.wake()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    async def serve(self) -> None:
+        """Run until cancelled, from asyncio; async workers run on this event loop."""
+        self._async_loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(asyncio.to_thread(self.run_forever))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.stop(wait=False)
+            await task
+            raise
+
+    def wake(self) -> None:
+        """Make the loop look again (thread-safe; used by callbacks and stop)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"!")
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """The scheduling loop; returns after :meth:`stop` and a graceful shutdown."""
+        listener: WakeListener | None = listener_for(self.store, self.token) if self._listen else None
+        timer = wall_timer() if self.clock is time.time else None
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, "internal")
+        if listener is not None:
+            sel.register(listener.fileno(), selectors.EVENT_READ, "socket")
+        if timer is not None:
+            sel.register(timer.fileno(), selectors.EVENT_READ, "timer")
+        offset = time.time() - time.monotonic()
+        log.info("runner %s started on %s", self.runner_id, self.store.location)
+        try:
+            while not self._stopping.is_set():
+                self._pass()
+                timeout = self._sleep_plan(timer)
+                events = sel.select(timeout)
+                if not events:
+                    self.stats["timeout"] += 1
+                for key, _ in events:
+                    why = str(key.data)
+                    self.stats[why] += 1
+                    if why == "internal":
+                        self._drain_internal()
+                    elif why == "socket" and listener is not None:
+                        listener.drain()
+                        self._poked = True
+                    elif why == "timer" and timer is not None and timer.drain():
+                        log.info("wall clock stepped (suspend/resume or clock change)")
+                new_offset = time.time() - time.monotonic()
+                if abs(new_offset - offset) > CLOCK_JUMP:
+                    log.info("clock jump of %+.1fs detected; rescheduling", new_offset - offset)
+                offset = new_offset
+            self._shutdown()
+        finally:
+            sel.close()
+            if listener is not None:
+                listener.close()
+            if timer is not None:
+                timer.close()
+            if self._watcher is not None:
+                self._watcher.stop()
+            self._stopped.set()
+            log.info("runner %s stopped", self.runner_id)
+
+    def _drain_internal(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _pass(self) -> None:
+        self.stats["passes"] += 1
+        self._record_finished()
+        now = self.clock()
+        self._check_leases(now)
+        self._check_time_limits()
+        if not self._stopping.is_set():
+            self._claim(now, self._start)
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            pruned = self.store.prune_work(finished_before=now - DEFAULT_KEEP_FINISHED)
+            if pruned:
+                log.info("pruned %d finished work(s)", pruned)
+
+    def _sleep_plan(self, timer: WallTimer | None) -> float | None:
+        """Arm the wall timer at the next due time; return the select timeout."""
+        now = self.clock()
+        due = None if len(self._runs) >= self.max_concurrent else self.store.next_wake_time(
+            now, runner_id=self.runner_id
+        )
+        if not self._done.empty():
+            return 0.0
+        timeouts: list[float] = []
+        if self._runs:
+            mono = time.monotonic()
+            timeouts.append(self._next_renew - mono)
+            timeouts.extend(r.deadline - mono for r in self._runs.values() if not r.timed_out)
+        if timer is not None:
+            timer.arm(due)
+        elif due is not None:
+            timeouts.append(min(due - now, FALLBACK_MAX_SLEEP))
+        return max(0.0, min(timeouts)) if timeouts else None
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def _claim(self, now: float, start: Callable[[ClaimedRun], None]) -> None:
+        unmet: set[str] = set()
+        overrides: Mapping[str, str] | None = self._overrides
+        while len(self._runs) < self.max_concurrent:
+            free = self.max_concurrent - len(self._runs)
+            rows = self.store.due_work(now, limit=free + len(unmet), skip_constraints=unmet)
+            rows = [r for r in rows if r.id not in self._runs]
+            if not rows:
+                break
+            ready: list[str] = []
+            for row in rows:
+                key = constraints_key(row.constraints)
+                if row.run_now or key == "{}" or key in unmet:
+                    if key not in unmet or row.run_now:
+                        ready.append(row.id)
+                    continue
+                if overrides is None:
+                    overrides = overrides_from_store(self.store)
+                reasons = unmet_constraints(Constraints.from_json(row.constraints), overrides)
+                if reasons:
+                    log.info("work %s waits: %s", row.name or row.id, "; ".join(reasons))
+                    unmet.add(key)
+                else:
+                    ready.append(row.id)
+            if not ready:
+                continue
+            claims = self.store.claim_work(
+                ready[:free], runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
+            )
+            if not claims:
+                break  # another runner was faster; look again on the next pass
+            for claim in claims:
+                start(claim)
+        self._manage_watcher(bool(unmet), overrides)
+
+    def _manage_watcher(self, waiting: bool, overrides: Mapping[str, str] | None) -> None:
+        """Watch device state only while due work waits on a constraint."""
+        if waiting and self._watcher is None:
+            self._watcher = ConstraintWatcher(self.wake, overrides)
+            self._watcher.start()
+        elif not waiting and self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    def _context(self, claim: ClaimedRun) -> WorkerContext:
+        w, store = claim.work, self.store
+
+        def report(progress: Mapping[str, Any]) -> None:
+            store.set_progress(w.id, claim.run_id, progress)
+
+        return WorkerContext(
+            work_id=w.id, name=w.name, input=w.input, run_attempt=w.run_attempt, tags=w.tags,
+            scheduled_at=w.scheduled_at, report_progress=report,
+        )  # fmt: skip
+
+    def _start(self, claim: ClaimedRun) -> None:
+        w = claim.work
+        run = _Run(claim, self._context(claim), time.monotonic() + w.timeout)
+        if not self._runs:
+            self._next_renew = time.monotonic() + self.lease_seconds / 2
+        self._runs[w.id] = run
+        log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
+        threading.Thread(
+            target=self._execute, args=(run,), name=f"stayfresh-work-{w.name or w.id[:8]}", daemon=True
+        ).start()
+
+    def _execute(self, run: _Run) -> None:
+        """Worker thread: call the worker, queue the outcome, wake the loop."""
+        self._done.put((run, *self.invoke(run.claim, run.ctx)))
+        self.wake()
+
+    def invoke(
+        self, claim: ClaimedRun, ctx: WorkerContext
+    ) -> tuple[Outcome, Mapping[str, Any] | None, str | None]:
+        """Run one claimed work in this thread; exceptions become an outcome."""
+        try:
+            result = to_result(call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop))
+            return result.kind, result.output, None
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            return "retry", None, "cancelled"
+        except Exception as exc:
+            log.exception("work %s (%s) raised", claim.work.name or claim.work.id, claim.work.worker)
+            text = "".join(traceback.format_exception(exc))
+            return "error", None, text[-_ERROR_LIMIT:]
+
+    # -- bookkeeping of runs ------------------------------------------------------------
+
+    def _record_finished(self) -> None:
+        finishes: list[RunFinish] = []
+        while True:
+            try:
+                run, outcome, output, error = self._done.get_nowait()
+            except queue.Empty:
+                break
+            if self._runs.pop(run.claim.work.id, None) is None:
+                continue
+            finishes.append(self._plan(run, outcome, output, error))
+        if finishes:
+            self.store.finish_runs(finishes, keep_runs=self.keep_runs)
+
+    def _plan(self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None) -> RunFinish:
+        if run.released:
+            outcome, error = "released", "runner shut down during the run"
+        elif run.timed_out:
+            outcome = "timeout"
+            error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (f"\n{error}" if error else "")
+        return plan_finish(
+            run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
+            output=output, error=error, environ=self._env,
+        )  # fmt: skip
+
+    def _check_leases(self, now: float) -> None:
+        """Renew leases at half length; also right after a poke (a cancel may have come)."""
+        if not self._runs or not (self._poked or time.monotonic() >= self._next_renew):
+            self._poked = False
+            return
+        self._poked = False
+        held = self.store.renew_leases(
+            list(self._runs), runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
+        )
+        self._next_renew = time.monotonic() + self.lease_seconds / 2
+        for work_id, run in self._runs.items():
+            if work_id not in held and not run.ctx.cancelled:
+                log.info("work %s was cancelled or lost its lease; stopping it", work_id)
+                run.ctx.request_cancel()
+
+    def _check_time_limits(self) -> None:
+        mono = time.monotonic()
+        for run in self._runs.values():
+            if not run.timed_out and mono >= run.deadline:
+                run.timed_out = True
+                log.warning(
+                    "work %s exceeded its time limit of %gs; cancelling it",
+                    run.claim.work.name or run.claim.work.id, run.claim.work.timeout,
+                )  # fmt: skip
+                run.ctx.request_cancel()
+
+    def _shutdown(self) -> None:
+        """Let runs end within the grace period, then cancel and release the rest."""
+        self._wait_for_runs(self.grace)
+        if not self._runs:
+            return
+        log.warning("releasing %d unfinished run(s) for another runner", len(self._runs))
+        for run in self._runs.values():
+            run.released = True
+            run.ctx.request_cancel()
+        self._wait_for_runs(2.0)
+        leftovers = [self._plan(r, "retry", None, None) for r in self._runs.values()]
+        self._runs.clear()
+        self.store.finish_runs(leftovers, keep_runs=self.keep_runs)
+
+    def _wait_for_runs(self, seconds: float) -> None:
+        """Record finished runs as they end, for at most ``seconds``; keep leases alive."""
+        deadline = time.monotonic() + seconds
+        self._record_finished()
+        while self._runs and time.monotonic() < deadline:
+            if time.monotonic() >= self._next_renew:
+                self._check_leases(self.clock())
+            with contextlib.suppress(queue.Empty):
+                item = self._done.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                self._done.put(item)
+            self._record_finished()
+
+    # -- for tests and scripts --------------------------------------------------------
+
+    def run_pending(self, now: float | None = None) -> int:
+        """Claim what is due at ``now`` and run it inline in this thread; return how many ran.
+
+        For tests with a fake clock and for one-shot scripts: no threads, no
+        sleeping, no time limits.
+        """
+        count = 0
+        while True:
+            claimed: list[ClaimedRun] = []
+            self._claim(self.clock() if now is None else now, claimed.append)
+            if not claimed:
+                return count
+            for claim in claimed:
+                run = _Run(claim, self._context(claim), float("inf"))
+                self._runs[claim.work.id] = run
+                self._done.put((run, *self.invoke(claim, run.ctx)))
+                count += 1
+            self._record_finished()

@@ -1,0 +1,214 @@
+"""Workers: how a stored worker name becomes a function, and how it is called.
+
+A work names its worker by import path (``package.module:function``) or by a
+name registered with :func:`register_worker`, never by a Python object, so
+any runner process can execute any stored work. A worker takes one
+:class:`WorkerContext` and returns a :class:`Result`, a mapping (success with
+that output) or None (success); it may be ``async def``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from ..errors import ConfigError
+from ._model import Result
+
+log = logging.getLogger(__name__)
+
+WorkerFunc = Callable[["WorkerContext"], Any]
+F = TypeVar("F", bound=WorkerFunc)
+
+_registry: dict[str, WorkerFunc] = {}
+_registry_lock = threading.Lock()
+
+
+@overload
+def register_worker(name: str, func: None = None) -> Callable[[F], F]: ...
+
+
+@overload
+def register_worker(name: str, func: F) -> F: ...
+
+
+def register_worker(name: str, func: F | None = None) -> F | Callable[[F], F]:
+    """Register ``func`` under a short ``name`` (usable as a decorator).
+
+    Built-in workers (the ``jobs`` part) register themselves on import so that
+    ``--worker token-refresh`` works without an import path. Names must not
+    contain ``:`` (that marks an import path).
+    """
+    if ":" in name:
+        raise ValueError("registered worker names cannot contain ':'")
+
+    def add(f: F) -> F:
+        with _registry_lock:
+            _registry[name] = f
+        return f
+
+    return add(func) if func is not None else add
+
+
+def registered_workers() -> dict[str, WorkerFunc]:
+    """A copy of the registry (for ``--help`` and tests)."""
+    with _registry_lock:
+        return dict(_registry)
+
+
+def resolve_worker(spec: str) -> WorkerFunc:
+    """The callable named by ``spec``; raise :class:`ConfigError` if it cannot be found."""
+    if ":" not in spec:
+        with _registry_lock:
+            found = _registry.get(spec)
+        if found is None:
+            raise ConfigError(
+                f"unknown worker {spec!r}: use package.module:function or one of "
+                f"{', '.join(sorted(registered_workers())) or '(none registered)'}"
+            )
+        return found
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load worker {spec!r}: {exc}") from exc
+    if not callable(obj):
+        raise ConfigError(f"worker {spec!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+class WorkerContext:
+    """What a worker gets: its input, attempt number, progress and cancellation.
+
+    ``cancelled`` turns true when the work is cancelled, its time limit runs
+    out, or the runner shuts down; sync workers that run long should check it
+    (or wait with :meth:`wait_cancelled`) and return — a thread cannot be
+    killed, and the work is not retried until its worker has returned.
+    """
+
+    def __init__(
+        self,
+        *,
+        work_id: str,
+        name: str | None,
+        input: Mapping[str, Any],
+        run_attempt: int,
+        tags: tuple[str, ...],
+        scheduled_at: float,
+        report_progress: Callable[[Mapping[str, Any]], None] | None = None,
+        cancel_event: threading.Event | None = None,
+    ) -> None:
+        self.work_id = work_id
+        self.name = name
+        self.input: Mapping[str, Any] = input
+        self.run_attempt = run_attempt
+        self.tags = tags
+        self.scheduled_at = dt.datetime.fromtimestamp(scheduled_at, dt.UTC)
+        self._report = report_progress
+        self._cancel = cancel_event or threading.Event()
+        self._hooks: list[Callable[[], None]] = []
+        self._hooks_lock = threading.Lock()
+
+    def request_cancel(self) -> None:
+        """Ask the worker to stop (the runner calls this); async workers get CancelledError."""
+        with self._hooks_lock:
+            self._cancel.set()
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook()
+
+    def _on_cancel(self, hook: Callable[[], None]) -> None:
+        with self._hooks_lock:
+            if not self._cancel.is_set():
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def set_progress(self, progress: Mapping[str, Any]) -> None:
+        """Publish progress; ``stayfresh work status`` shows it while the run lasts."""
+        if self._report is not None:
+            self._report(dict(progress))
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds, returning early (True) when cancelled."""
+        return self._cancel.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"WorkerContext(work_id={self.work_id!r}, name={self.name!r}, attempt={self.run_attempt})"
+
+
+def to_result(value: Any) -> Result:
+    """Normalise what a worker returned; anything else is a programming error."""
+    if value is None:
+        return Result.success()
+    if isinstance(value, Result):
+        return value
+    if isinstance(value, Mapping):
+        return Result.success(value)
+    raise TypeError(
+        f"a worker must return Result, a mapping or None, not {type(value).__name__}"
+    )
+
+
+def call_worker(
+    func: WorkerFunc, ctx: WorkerContext, loop: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Call a worker in the current (worker) thread and return what it returned.
+
+    A coroutine runs on ``loop`` when given (the application's loop, for a
+    runner served from asyncio, so async workers share its clients), else on
+    a fresh loop in this thread. Cancelling the context cancels the task.
+    """
+    value = func(ctx)
+    if not inspect.isawaitable(value):
+        return value
+    if loop is None:
+        return asyncio.run(_cancellable(value, ctx))
+    return asyncio.run_coroutine_threadsafe(_cancellable(value, ctx), loop).result()
+
+
+async def _cancellable(value: Awaitable[Any], ctx: WorkerContext) -> Any:
+    task = asyncio.ensure_future(value)
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
+    ctx._on_cancel(cancel)
+    return await task
+
+
+# -- built-in workers: small, dependency-free, used by demos, tests and benchmarks
+
+
+@register_worker("noop")
+def noop(ctx: WorkerContext) -> Result:
+    """Does nothing and succeeds: the cheapest possible work."""
+    return Result.success()
+
+
+@register_worker("echo")
+def echo(ctx: WorkerContext) -> Result:
+    """Succeeds with its input as output (handy for chains)."""
+    return Result.success(ctx.input)
+
+
+@register_worker("sleep")
+def sleep(ctx: WorkerContext) -> Result:
+    """Sleeps ``input["seconds"]`` (cancellable), then succeeds; for demos of time limits."""
+    seconds = float(ctx.input.get("seconds", 1.0))
+    if ctx.wait_cancelled(seconds):
+        return Result.retry()
+    return Result.success({"slept": seconds})
