@@ -58,6 +58,7 @@ class FakeTokenServer:
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # one segment per reply: no 40 ms delayed-ACK stalls
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -45,7 +45,13 @@ def effective_threshold(tokens: TokenSet, threshold: float) -> float:
 
 
 def refresh_deadline(tokens: TokenSet, threshold: float) -> float:
-    """The POSIX time from which the token must be refreshed (inf if never)."""
+    """The POSIX time from which the token must be refreshed (inf if never).
+
+    No access token at all means "refresh now"; no known expiry means "valid
+    until a server says 401" (the auth integrations then force a refresh).
+    """
+    if tokens.access_token is None:
+        return float("-inf")
     if tokens.expires_at is None:
         return float("inf")
     return tokens.expires_at.timestamp() - effective_threshold(tokens, threshold)
