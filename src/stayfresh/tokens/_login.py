@@ -1,0 +1,524 @@
+"""Interactive logins that give an oauth2/oidc account its first (or a new) refresh token.
+
+Two flows, both ending in :func:`replace_tokens` (or :func:`add_account` for a
+new account), so an account marked ``needs_login`` is healthy again:
+
+- :func:`login_browser`: authorization code with PKCE (S256) on a loopback
+  redirect (RFC 8252): a one-shot HTTP server on ``127.0.0.1`` receives the
+  code, so no secret ever passes through the terminal or argv.
+- :func:`login_device`: the device authorization grant (RFC 8628) for machines
+  without a browser; the user approves on another device.
+
+The token response is read by the account's provider (``parse_response``), so
+expiry handling and error classification are the keeper's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import http.server
+import json
+import logging
+import os
+import secrets
+import time
+import webbrowser
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import httpx2
+
+from ..errors import ConfigError, ProviderError, ReauthRequired, TransientError
+from ..store import Store
+from ._accounts import add_account, check_name, replace_tokens
+from ._model import Account, TokenSet, secret_prefix
+from ._providers import OAuth2Provider, check_endpoint, get_provider
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+
+#: what an oidc login asks for when the account has no scope of its own
+DEFAULT_OIDC_SCOPE = "openid offline_access"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: set to 1 to never open a browser (CI, SSH sessions, tests)
+NO_BROWSER_ENV = "STAYFRESH_NO_BROWSER"
+CALLBACK_PATH = "/callback"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NewAccount:
+    """The account to create when a login for an unknown name succeeds."""
+
+    provider: str
+    config: Mapping[str, Any]
+
+    def __repr__(self) -> str:  # the config may hold a client secret
+        return f"NewAccount(provider={self.provider!r}, config_keys={sorted(self.config)!r})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DevicePrompt:
+    """What the user needs to approve a device login on another device."""
+
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: float
+    interval: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Target:
+    provider: OAuth2Provider
+    provider_name: str
+    config: dict[str, Any]
+    exists: bool
+
+
+# -- shared steps -----------------------------------------------------------------------
+
+
+def _check_url(url: str, what: str) -> str:
+    try:
+        return check_endpoint(url)
+    except (ConfigError, ValueError):
+        raise ConfigError(f"{what} must be an https URL (http only on loopback): {url!r}") from None
+
+
+def _send(
+    client: httpx2.Client,
+    method: str,
+    url: str,
+    *,
+    data: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[httpx2.Response, dt.datetime, dt.datetime]:
+    """One request with the client's timeout; transport trouble becomes TransientError."""
+    sent = dt.datetime.now(UTC)
+    try:
+        response = client.request(method, url, data=data, headers=headers)
+    except httpx2.TimeoutException as exc:
+        raise TransientError(f"{url} timed out: {type(exc).__name__}") from None
+    except httpx2.TransportError as exc:
+        raise TransientError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+    return response, sent, dt.datetime.now(UTC)
+
+
+def _prepare(
+    store: Store, name: str, new_account: NewAccount | None, client: httpx2.Client
+) -> _Target:
+    """The provider and configuration to log in with, discovered when needed."""
+    check_name(name)
+    row = store.get_account(name)
+    if row is not None:
+        if new_account is not None:
+            raise ConfigError(
+                f"account {name!r} already exists; log in without provider options "
+                "(or remove the account first)"
+            )
+        provider_name, config = row.provider, dict(row.config)
+    elif new_account is None:
+        raise ConfigError(
+            f"no account named {name!r}; give --provider and its options to create it at login"
+        )
+    else:
+        provider_name = new_account.provider
+        try:
+            config = get_provider(provider_name).normalize_config(new_account.config)
+        except ValueError as exc:
+            raise ConfigError(f"invalid account configuration: {exc}") from None
+    provider = get_provider(provider_name)
+    if not isinstance(provider, OAuth2Provider):
+        raise ConfigError(
+            f"`login` works for oauth2/oidc accounts; {provider_name!r} accounts get their "
+            "tokens with `stayfresh account import`"
+        )
+    target = _Target(provider, provider_name, config, row is not None)
+    if config.get("issuer") and not (
+        config.get("authorization_endpoint") and config.get("device_authorization_endpoint")
+    ):
+        _discover(store, name, target, client)
+    return target
+
+
+def _discover(store: Store, name: str, target: _Target, client: httpx2.Client) -> None:
+    """Complete the config from the issuer's discovery document (kept in the store)."""
+    url = str(target.config["issuer"]).rstrip("/") + "/.well-known/openid-configuration"
+    response, _, _ = _send(client, "GET", url, headers={"Accept": "application/json"})
+    if response.status_code != 200:
+        raise ProviderError(f"OIDC discovery at {url} answered {response.status_code}")
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        document = None
+    explicit_token_url = target.config.get("token_url")
+    updated = target.provider.apply_discovery(target.config, document)
+    if explicit_token_url:  # an explicit --token-url (proxy, test server) wins
+        updated["token_url"] = explicit_token_url
+    target.config.clear()
+    target.config.update(updated)
+    if target.exists:
+        store.update_config(name, target.config)
+
+
+def _client_auth(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Form fields and headers that authenticate the client, as the refresh grant does."""
+    headers = {"Accept": "application/json"}
+    client_id = str(config["client_id"])
+    secret = config.get("client_secret")
+    if secret and config.get("auth_method", "client_secret_basic") == "client_secret_basic":
+        # RFC 6749 §2.3.1: form-urlencode both parts before base64
+        pair = f"{quote(client_id, safe='')}:{quote(str(secret), safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return {}, headers
+    fields = {"client_id": client_id}
+    if secret:
+        fields["client_secret"] = str(secret)
+    return fields, headers
+
+
+def _exchange(target: _Target, client: httpx2.Client, form: Mapping[str, str]) -> TokenSet:
+    """POST a grant to the token endpoint and read the answer with the provider."""
+    fields, headers = _client_auth(target.config)
+    url = target.provider.token_url(target.config)
+    response, sent, received = _send(client, "POST", url, data={**form, **fields}, headers=headers)
+    try:
+        tokens = target.provider.parse_response(
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+            sent_at=sent,
+            received_at=received,
+            previous=TokenSet(access_token=None, expires_at=None),
+        )
+    except ReauthRequired as exc:  # invalid_grant here means the code, not a refresh token
+        raise ProviderError(
+            f"the token endpoint rejected the login: {exc}", error="invalid_grant"
+        ) from None
+    if not tokens.refresh_token:
+        raise ProviderError(
+            "the provider issued no refresh token; request the offline_access scope "
+            "(--scope) or allow the refresh_token grant for this client"
+        )
+    return tokens
+
+
+def _store(store: Store, name: str, target: _Target, tokens: TokenSet) -> Account:
+    if target.exists:
+        account = replace_tokens(store, name, tokens)
+    else:
+        account = add_account(store, name, target.provider_name, target.config, tokens)
+    log.info(
+        "%s: logged in; refresh token %s, access token expires %s",
+        name,
+        secret_prefix(tokens.refresh_token),
+        tokens.expires_at.isoformat() if tokens.expires_at else "unknown",
+    )
+    return account
+
+
+def _scope(target: _Target, scope: str | None) -> str | None:
+    chosen = scope or target.config.get("scope")
+    if not chosen and (target.provider_name == "oidc" or target.config.get("issuer")):
+        chosen = DEFAULT_OIDC_SCOPE
+    return str(chosen) if chosen else None
+
+
+@contextmanager
+def _http_client(client: httpx2.Client | None, timeout: float) -> Iterator[httpx2.Client]:
+    if client is not None:
+        yield client
+        return
+    with httpx2.Client(timeout=timeout) as own:
+        yield own
+
+
+# -- authorization code + PKCE on a loopback redirect ----------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE verifier and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>stayfresh</title></head>"
+    "<body style='font-family:sans-serif;margin:3em'><h1>{title}</h1><p>{text}</p></body></html>"
+)
+
+
+class _CallbackServer(http.server.HTTPServer):
+    """A loopback listener that keeps the first ``/callback`` query and answers a page."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(("127.0.0.1", 0), _CallbackHandler)
+        self.expected_state = state
+        self.result: dict[str, str] | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{CALLBACK_PATH}"
+
+
+class _CallbackHandler(http.server.BaseHTTPRequestHandler):
+    timeout = 10  # a browser that connects and says nothing cannot stall the login
+    server: _CallbackServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        if parts.path != CALLBACK_PATH or self.server.result is not None:
+            self._answer(404, "Not found", "This is stayfresh's login listener.")
+            return
+        query = dict(parse_qsl(parts.query))
+        self.server.result = query
+        state_ok = hmac.compare_digest(
+            query.get("state", "").encode(), self.server.expected_state.encode()
+        )
+        if "code" in query and state_ok:
+            self._answer(
+                200,
+                "Signed in",
+                "stayfresh received the authorization. You can close this tab "
+                "and return to the terminal.",
+            )
+        else:
+            self._answer(400, "Sign-in failed", "See the terminal for details.")
+
+    def _answer(self, status: int, title: str, text: str) -> None:
+        body = _PAGE.format(title=title, text=text).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the default access log would print the authorization code."""
+
+
+def _browser_disabled() -> bool:
+    return os.environ.get(NO_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def login_browser(
+    store: Store,
+    name: str,
+    *,
+    new_account: NewAccount | None = None,
+    authorize_url: str | None = None,
+    scope: str | None = None,
+    timeout: float = 300.0,
+    open_browser: bool = True,
+    on_url: Callable[[str], None] | None = None,
+    http_timeout: float = 10.0,
+    client: httpx2.Client | None = None,
+) -> Account:
+    """Log in with the authorization code flow and PKCE; returns the stored account.
+
+    ``on_url`` receives the authorization URL (the CLI prints it; tests drive a
+    headless browser with it). The browser is opened unless ``open_browser`` is
+    false or ``STAYFRESH_NO_BROWSER=1``. Waits up to ``timeout`` seconds for
+    the redirect to ``http://127.0.0.1:<port>/callback``.
+    """
+    with _http_client(client, http_timeout) as http:
+        target = _prepare(store, name, new_account, http)
+        if authorize_url:
+            target.config["authorization_endpoint"] = _check_url(
+                authorize_url, "the authorization URL"
+            )
+            if target.exists:
+                store.update_config(name, target.config)
+        endpoint = target.config.get("authorization_endpoint")
+        if not endpoint:
+            raise ConfigError(
+                f"account {name!r} has no authorization endpoint: give --authorize-url "
+                "(or use an oidc issuer, or --device)"
+            )
+        endpoint = _check_url(str(endpoint), "the authorization endpoint")
+        verifier, challenge = pkce_pair()
+        state = secrets.token_urlsafe(24)
+        server = _CallbackServer(state)
+        try:
+            params = {
+                "response_type": "code",
+                "client_id": str(target.config["client_id"]),
+                "redirect_uri": server.redirect_uri,
+                "state": state,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+            chosen = _scope(target, scope)
+            if chosen:
+                params["scope"] = chosen
+                if "offline_access" in chosen.split():
+                    params["prompt"] = "consent"  # OIDC only issues offline access on consent
+            joiner = "&" if urlsplit(endpoint).query else "?"
+            url = f"{endpoint}{joiner}{urlencode(params)}"
+            if on_url is not None:
+                on_url(url)
+            if open_browser and not _browser_disabled():
+                try:
+                    webbrowser.open(url)
+                except webbrowser.Error as exc:
+                    log.info("could not open a browser (%s); open the URL yourself", exc)
+            query = _wait_for_callback(server, timeout)
+            redirect_uri = server.redirect_uri
+        finally:
+            server.server_close()
+        if "error" in query:
+            detail = ": ".join(x for x in (query["error"], query.get("error_description")) if x)
+            raise ProviderError(f"the authorization server refused the login ({detail})")
+        if not hmac.compare_digest(query.get("state", "").encode(), state.encode()):
+            raise ProviderError("the login callback had the wrong state; try again")
+        code = query.get("code")
+        if not code:
+            raise ProviderError("the login callback had no authorization code")
+        tokens = _exchange(
+            target,
+            http,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+        )
+        return _store(store, name, target, tokens)
+
+
+def _wait_for_callback(server: _CallbackServer, timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while server.result is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProviderError(f"no login callback within {timeout:.0f} s; run login again")
+        server.timeout = min(left, 0.5)
+        server.handle_request()
+    return server.result
+
+
+# -- device authorization grant (RFC 8628) -----------------------------------------------------
+
+
+def login_device(
+    store: Store,
+    name: str,
+    *,
+    new_account: NewAccount | None = None,
+    scope: str | None = None,
+    timeout: float = 300.0,
+    on_prompt: Callable[[DevicePrompt], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    http_timeout: float = 10.0,
+    client: httpx2.Client | None = None,
+) -> Account:
+    """Log in with the device authorization grant; returns the stored account.
+
+    ``on_prompt`` shows the user where to go and which code to enter. Polling
+    honours ``interval`` and ``slow_down`` (+5 s), and gives up after
+    ``timeout`` seconds or when the code expires. ``sleep`` and ``clock`` are
+    injectable so tests need not wait.
+    """
+    with _http_client(client, http_timeout) as http:
+        target = _prepare(store, name, new_account, http)
+        endpoint = target.config.get("device_authorization_endpoint")
+        if not endpoint:
+            raise ConfigError(
+                f"account {name!r} has no device authorization endpoint "
+                "(the provider must support RFC 8628; oidc issuers advertise it)"
+            )
+        endpoint = _check_url(str(endpoint), "the device authorization endpoint")
+        fields, headers = _client_auth(target.config)
+        form = dict(fields)
+        chosen = _scope(target, scope)
+        if chosen:
+            form["scope"] = chosen
+        response, _, _ = _send(http, "POST", endpoint, data=form, headers=headers)
+        prompt, device_code = _read_device_answer(response)
+        if on_prompt is not None:
+            on_prompt(prompt)
+        tokens = _poll(target, http, device_code, prompt, timeout, sleep, clock)
+        return _store(store, name, target, tokens)
+
+
+def _read_device_answer(response: httpx2.Response) -> tuple[DevicePrompt, str]:
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        data = None
+    if response.status_code != 200 or not isinstance(data, dict):
+        error = ""
+        if isinstance(data, dict):
+            error = str(data.get("error_description") or data.get("error") or "")
+        raise ProviderError(
+            f"device authorization answered {response.status_code}: {error or 'no details'}",
+            status=response.status_code,
+        )
+    device_code, user_code = data.get("device_code"), data.get("user_code")
+    uri = data.get("verification_uri") or data.get("verification_url")  # Google's spelling
+    if not all(isinstance(x, str) and x for x in (device_code, user_code, uri)):
+        raise ProviderError("device authorization answer lacks device_code/user_code/uri")
+    complete = data.get("verification_uri_complete")
+    prompt = DevicePrompt(
+        user_code=str(user_code),
+        verification_uri=str(uri),
+        verification_uri_complete=complete if isinstance(complete, str) else None,
+        expires_in=_positive(data.get("expires_in"), 600.0),
+        interval=_positive(data.get("interval"), 5.0),
+    )
+    return prompt, str(device_code)
+
+
+def _positive(value: object, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return default
+
+
+def _poll(
+    target: _Target,
+    http: httpx2.Client,
+    device_code: str,
+    prompt: DevicePrompt,
+    timeout: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> TokenSet:
+    deadline = clock() + min(timeout, prompt.expires_in)
+    interval = prompt.interval
+    form = {"grant_type": DEVICE_CODE_GRANT, "device_code": device_code}
+    while True:
+        if clock() + interval > deadline:
+            raise ProviderError("the device login was not approved in time; run login again")
+        sleep(interval)
+        try:
+            return _exchange(target, http, form)
+        except TransientError as exc:
+            interval *= 2  # RFC 8628 §3.5: back off on connection trouble
+            log.warning("device login poll failed (%s); retrying in %.0f s", exc, interval)
+        except ProviderError as exc:
+            if exc.error == "authorization_pending":
+                log.debug("device login: authorization pending")
+            elif exc.error == "slow_down":
+                interval += 5
+                log.debug("device login: slowing down to every %.0f s", interval)
+            elif exc.error == "expired_token":
+                raise ProviderError(
+                    "the device code expired before the login was approved; run login again",
+                    error=exc.error,
+                ) from None
+            elif exc.error == "access_denied":
+                raise ProviderError("the login was denied on the device", error=exc.error) from None
+            else:
+                raise
