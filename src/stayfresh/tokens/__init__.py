@@ -6,6 +6,7 @@ from ._accounts import add_account, describe, describe_all, remove_account, repl
 from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
 from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
 from ._flow import effective_threshold, refresh_deadline
+from ._import import ImportedAccount, import_account, parse_account_json, read_import_file
 from ._keeper import (
     BACKGROUND_THRESHOLD,
     DEFAULT_THRESHOLD,
@@ -15,6 +16,7 @@ from ._keeper import (
     ensure_valid_token,
     set_default_keeper,
 )
+from ._login import DevicePrompt, NewAccount, login_browser, login_device
 from ._model import Account, TokenResult, TokenSet
 from ._providers import (
     AMAZON_LOCALES,
@@ -34,8 +36,11 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "Account",
     "AmazonProvider",
+    "DevicePrompt",
     "ExpiryParseError",
+    "ImportedAccount",
     "Keeper",
+    "NewAccount",
     "OAuth2Provider",
     "OIDCProvider",
     "Provider",
@@ -53,9 +58,14 @@ __all__ = [
     "ensure_valid_token",
     "from_expires_in",
     "get_provider",
+    "import_account",
     "legacy_httpx_auth",
+    "login_browser",
+    "login_device",
+    "parse_account_json",
     "parse_expiry",
     "provider_names",
+    "read_import_file",
     "refresh_deadline",
     "register_provider",
     "remove_account",
