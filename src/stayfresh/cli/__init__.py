@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from ._app import cli
+from ._app import add_db_option_everywhere, cli
 
 # each module attaches its commands to ``cli`` when imported
-from . import _accounts, _login, _token  # noqa: E402, F401, I001
+from . import _accounts, _login, _service, _token, _work  # noqa: E402, F401, I001
+
+add_db_option_everywhere(cli)
 
 __all__ = ["cli", "main"]
 
