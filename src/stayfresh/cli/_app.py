@@ -26,7 +26,7 @@ R = TypeVar("R")
 class Context:
     """What every command shares: the database location and the opened store."""
 
-    def __init__(self, db: str | None) -> None:
+    def __init__(self, db: str | None = None) -> None:
         self.db = db
 
     @cached_property
@@ -79,6 +79,33 @@ def echo_json(data: Any) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).db = value
+
+
+def add_db_option_everywhere(group: click.Group) -> None:
+    """Give every subcommand its own ``--db PATH`` too (``stayfresh token X --db P``).
+
+    Added once, after all commands are registered, so no command has to
+    remember it. The option is eager and only sets the shared context.
+    """
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            add_db_option_everywhere(command)
+        elif not any(p.name == "db" for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["--db"],
+                    metavar="PATH",
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_set_db,
+                    help="Database file (same as the global --db; env STAYFRESH_DB).",
+                )
+            )
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"}
 )
@@ -102,4 +129,4 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def cli(ctx: click.Context, db: str | None, verbose: int, log_level: str | None) -> None:
     """stayfresh keeps OAuth tokens (and other time-sensitive state) fresh."""
     setup_logging(verbose, log_level)
-    ctx.obj = Context(db)
+    ctx.ensure_object(Context).db = db

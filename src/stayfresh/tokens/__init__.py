@@ -32,10 +32,10 @@ from ._providers import (
 
 __all__ = [
     "AMAZON_LOCALES",
-    "BACKGROUND_THRESHOLD",
-    "DEFAULT_THRESHOLD",
     "Account",
     "AmazonProvider",
+    "BACKGROUND_THRESHOLD",
+    "DEFAULT_THRESHOLD",
     "DevicePrompt",
     "ExpiryParseError",
     "ImportedAccount",
