@@ -76,10 +76,15 @@ def usable(tokens: TokenSet, now: float) -> bool:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Call:
-    """Run a blocking function (store or lock) and send back its result."""
+    """Run a function (store or lock) and send back its result.
+
+    ``blocking=False`` marks calls that return at once (a lock *try*), which
+    the async driver runs inline instead of in a worker thread.
+    """
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    blocking: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,7 +140,7 @@ def refresh_flow(
     """
     name = seen.name
     lock: RefreshLock = store.refresh_lock(name)
-    if not (yield Call(lock.acquire, (0,))):
+    if not (yield Call(lock.acquire, (0,), blocking=False)):
         left = seconds_left(seen.tokens, clock())
         if not opts.force and left > opts.mandatory_window:
             log.info(

@@ -375,7 +375,7 @@ class Keeper:
                 error = None
                 try:
                     if isinstance(effect, Call):
-                        if effect.args == (0,):  # a non-blocking lock try: no thread needed
+                        if not effect.blocking:
                             reply = effect.fn(*effect.args)
                         else:
                             reply = await asyncio.to_thread(effect.fn, *effect.args)
