@@ -98,9 +98,9 @@ class Runner:
         self._done: queue.Queue[tuple[_Run, Outcome, Mapping[str, Any] | None, str | None]] = (
             queue.Queue()
         )
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # the in-process wake pipe exists only while run_forever runs
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,13 +110,21 @@ class Runner:
         self._next_renew = 0.0
         self._last_prune = 0.0
         #: counters for tests and `daemon` logs: passes of the loop and why it woke
-        self.stats: dict[str, int] = {"passes": 0, "socket": 0, "timer": 0, "internal": 0, "timeout": 0}
+        self.stats: dict[str, int] = {
+            "passes": 0,
+            "socket": 0,
+            "timer": 0,
+            "internal": 0,
+            "timeout": 0,
+        }
 
     # -- embedding -------------------------------------------------------------------
 
     def start(self) -> Runner:
         """Run in a background thread; returns at once."""
-        self._thread = threading.Thread(target=self.run_forever, name="stayfresh-runner", daemon=True)
+        self._thread = threading.Thread(
+            target=self.run_forever, name="stayfresh-runner", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -142,17 +150,25 @@ class Runner:
 
     def wake(self) -> None:
         """Make the loop look again (thread-safe; used by callbacks and stop)."""
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"!")
+        wake_w = self._wake_w
+        if wake_w is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                wake_w.send(b"!")
 
     # -- the loop ----------------------------------------------------------------------
 
     def run_forever(self) -> None:
         """The scheduling loop; returns after :meth:`stop` and a graceful shutdown."""
-        listener: WakeListener | None = listener_for(self.store, self.token) if self._listen else None
+        listener: WakeListener | None = (
+            listener_for(self.store, self.token) if self._listen else None
+        )
         timer = wall_timer() if self.clock is time.time else None
+        wake_r, self._wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_r = wake_r
         sel = selectors.DefaultSelector()
-        sel.register(self._wake_r, selectors.EVENT_READ, "internal")
+        sel.register(wake_r, selectors.EVENT_READ, "internal")
         if listener is not None:
             sel.register(listener.fileno(), selectors.EVENT_READ, "socket")
         if timer is not None:
@@ -183,6 +199,11 @@ class Runner:
             self._shutdown()
         finally:
             sel.close()
+            wake_w = self._wake_w
+            self._wake_r = self._wake_w = None
+            wake_r.close()
+            if wake_w is not None:
+                wake_w.close()
             if listener is not None:
                 listener.close()
             if timer is not None:
@@ -193,6 +214,8 @@ class Runner:
             log.info("runner %s stopped", self.runner_id)
 
     def _drain_internal(self) -> None:
+        if self._wake_r is None:
+            return
         with contextlib.suppress(BlockingIOError, OSError):
             while self._wake_r.recv(4096):
                 pass
@@ -214,8 +237,10 @@ class Runner:
     def _sleep_plan(self, timer: WallTimer | None) -> float | None:
         """Arm the wall timer at the next due time; return the select timeout."""
         now = self.clock()
-        due = None if len(self._runs) >= self.max_concurrent else self.store.next_wake_time(
-            now, runner_id=self.runner_id
+        due = (
+            None
+            if len(self._runs) >= self.max_concurrent
+            else self.store.next_wake_time(now, runner_id=self.runner_id)
         )
         if not self._done.empty():
             return 0.0
@@ -295,7 +320,10 @@ class Runner:
         self._runs[w.id] = run
         log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
         threading.Thread(
-            target=self._execute, args=(run,), name=f"stayfresh-work-{w.name or w.id[:8]}", daemon=True
+            target=self._execute,
+            args=(run,),
+            name=f"stayfresh-work-{w.name or w.id[:8]}",
+            daemon=True,
         ).start()
 
     def _execute(self, run: _Run) -> None:
@@ -308,12 +336,16 @@ class Runner:
     ) -> tuple[Outcome, Mapping[str, Any] | None, str | None]:
         """Run one claimed work in this thread; exceptions become an outcome."""
         try:
-            result = to_result(call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop))
+            result = to_result(
+                call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop)
+            )
             return result.kind, result.output, None
         except (asyncio.CancelledError, concurrent.futures.CancelledError):
             return "retry", None, "cancelled"
         except Exception as exc:
-            log.exception("work %s (%s) raised", claim.work.name or claim.work.id, claim.work.worker)
+            log.exception(
+                "work %s (%s) raised", claim.work.name or claim.work.id, claim.work.worker
+            )
             text = "".join(traceback.format_exception(exc))
             return "error", None, text[-_ERROR_LIMIT:]
 
@@ -332,12 +364,16 @@ class Runner:
         if finishes:
             self.store.finish_runs(finishes, keep_runs=self.keep_runs)
 
-    def _plan(self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None) -> RunFinish:
+    def _plan(
+        self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None
+    ) -> RunFinish:
         if run.released:
             outcome, error = "released", "runner shut down during the run"
         elif run.timed_out:
             outcome = "timeout"
-            error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (f"\n{error}" if error else "")
+            error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (
+                f"\n{error}" if error else ""
+            )
         return plan_finish(
             run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
             output=output, error=error, environ=self._env,
