@@ -14,10 +14,12 @@ import base64
 import dataclasses
 import datetime as dt
 import email.utils
+import html
 import ipaddress
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -107,8 +109,16 @@ def _json_body(body: bytes) -> Any:
         return None
 
 
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
 def _short(body: bytes, limit: int = 120) -> str:
-    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    """One line for an error message: an HTML page's title, or the body's start."""
+    text = body[:65536].decode("utf-8", "replace")
+    title = _TITLE_RE.search(text)
+    if title and title.group(1).strip():
+        text = html.unescape(title.group(1))
+    text = " ".join(text.split())  # one line: no CR/LF/tabs
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
