@@ -163,6 +163,8 @@ def account_import(
     audible-cli (plain, or encrypted: give the password with --password-env
     VAR). Only tokens, expiry, locale and device serial are kept.
     """
+    if file == "-" and opts["password_file"] == "-":
+        raise ConfigError("FILE and --password-file cannot both be stdin")
     password = read_secret("file password", opts["password_env"], opts["password_file"])
     raw = _read_file(file)
     imported = read_import_file(raw, password=password)
