@@ -107,6 +107,7 @@ class Runner:
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._watcher: ConstraintWatcher | None = None
         self._poked = False
+        self._sleep_due: float | None = None
         self._next_renew = 0.0
         self._last_prune = 0.0
         #: counters for tests and `daemon` logs: passes of the loop and why it woke
@@ -179,7 +180,13 @@ class Runner:
             while not self._stopping.is_set():
                 self._pass()
                 timeout = self._sleep_plan(timer)
+                log.debug(
+                    "sleeping: next due %s, timeout %s",
+                    "none" if self._sleep_due is None else f"{self._sleep_due:.3f}",
+                    "none" if timeout is None else f"{timeout:.3f}s",
+                )
                 events = sel.select(timeout)
+                log.debug("woke by %s", ",".join(str(k.data) for k, _ in events) or "timeout")
                 if not events:
                     self.stats["timeout"] += 1
                 for key, _ in events:
@@ -249,6 +256,7 @@ class Runner:
             mono = time.monotonic()
             timeouts.append(self._next_renew - mono)
             timeouts.extend(r.deadline - mono for r in self._runs.values() if not r.timed_out)
+        self._sleep_due = due
         if timer is not None:
             timer.arm(due)
         elif due is not None:

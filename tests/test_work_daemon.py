@@ -1,0 +1,163 @@
+"""Real daemon processes on one database: SIGKILL, two runners, downtime, wake-ups.
+
+Intervals are lowered with STAYFRESH_MIN_INTERVAL so real periods pass in
+seconds. Nothing here asserts how fast something happened; waits are hang
+guards only. Facts are read from the workers' own log lines and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from stayfresh.store import SQLiteStore
+from stayfresh.work import WorkManager
+from work_helpers import Daemon, cli, read_log, wait_for
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals")
+
+FAST = {"STAYFRESH_MIN_INTERVAL": "1"}
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons started by a test; any still alive at the end are killed."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)
+
+
+def add(db: Path, name: str, log: Path, *args: str, **inp: object) -> None:
+    cli(db, "work", "add", name, "--worker", "work_helpers:record",
+        "--input", json.dumps({"log": str(log), **inp}), *args, **FAST)  # fmt: skip
+
+
+def history(db: Path, name: str) -> list[str]:
+    store = SQLiteStore(db)
+    try:
+        return [r.outcome for r in WorkManager(store).history(name=name)]
+    finally:
+        store.close()
+
+
+def test_sigkill_mid_run_runs_again_after_lease_expiry(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    db, log, marker = tmp_path / "s.db", tmp_path / "runs.log", tmp_path / "started"
+    add(db, "k", log, "--delay", "0", marker=str(marker), hold=60)
+    first = Daemon(db, tmp_path / "d1.err", "--lease", "2s", **FAST)
+    daemons.append(first)
+    wait_for(marker.exists, what="first attempt to start")
+    first.kill()  # SIGKILL while the work is RUNNING: nothing gets cleaned up
+    assert read_log(log) == []
+    store = SQLiteStore(db)
+    [row] = store.find_work(name="k")
+    assert row.state == "RUNNING" and row.lease_until is not None
+    dead_lease = row.lease_until
+    second = Daemon(db, tmp_path / "d2.err", "--lease", "2s", **FAST)
+    daemons.append(second)
+    wait_for(lambda: len(read_log(log)) == 1, what="the work to run again")
+    [line] = read_log(log)
+    assert line["attempt"] == 2 and line["pid"] == second.proc.pid
+    assert line["start"] >= dead_lease  # not before the dead runner's lease ran out
+    assert second.stop() == 0
+    assert history(db, "k") == ["success", "lost"]
+    store.close()
+
+
+def test_two_daemons_never_overlap_and_run_each_period_once(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    db, log = tmp_path / "s.db", tmp_path / "runs.log"
+    names = [f"p{i}" for i in range(6)]
+    for name in names:
+        add(db, name, log, "--every", "1s", busy=0.3)
+    # two slots each: both daemons must take part
+    daemons.extend(
+        Daemon(db, tmp_path / f"d{i}.err", "--max-concurrent", "2", **FAST) for i in range(2)
+    )
+    wait_for(lambda: all(sum(1 for r in read_log(log) if r["work"] == n) >= 4 for n in names),
+             what="four periods of every work")  # fmt: skip
+    for d in daemons:
+        assert d.stop() == 0
+    runs = read_log(log)
+    for name in names:
+        mine = sorted((r for r in runs if r["work"] == name), key=lambda r: r["start"])
+        for a, b in pairwise(mine):
+            assert a["end"] <= b["start"], f"{name} ran twice at once"
+        dues = [r["due"] for r in mine]
+        assert len(dues) == len(set(dues)), f"{name}: a period ran twice"
+    assert len({r["pid"] for r in runs}) == 2  # both daemons took work
+
+
+def test_downtime_across_three_periods_runs_one_catch_up(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    db, log = tmp_path / "s.db", tmp_path / "runs.log"
+    add(db, "c", log, "--every", "2s")
+    d1 = Daemon(db, tmp_path / "d1.err", **FAST)
+    daemons.append(d1)
+    wait_for(lambda: len(read_log(log)) >= 1, what="first run")
+    assert d1.stop() == 0
+    before = len(read_log(log))
+    store = SQLiteStore(db)
+    [row] = store.find_work(name="c")
+    missed_due = row.scheduled_at
+    # stay down until three more periods have begun
+    wait_for(lambda: time.time() > missed_due + 3 * 2.0 + 0.5, what="downtime")
+    d2 = Daemon(db, tmp_path / "d2.err", **FAST)
+    daemons.append(d2)
+    wait_for(lambda: len(read_log(log)) >= before + 2, what="catch-up and the next period")
+    assert d2.stop() == 0
+    after = read_log(log)[before:]
+    assert after[0]["due"] == pytest.approx(missed_due, abs=1e-5)  # the missed period, once
+    gap = after[1]["due"] - after[0]["due"]
+    assert gap >= 3 * 2.0  # the periods missed while down were not replayed
+    assert gap == pytest.approx(round(gap / 2.0) * 2.0, abs=1e-4)  # still on the cadence
+    assert after[1]["start"] >= after[1]["due"]  # never before due
+    store.close()
+
+
+def test_work_add_wakes_a_sleeping_daemon(tmp_path: Path, daemons: list[Daemon]) -> None:
+    db, log = tmp_path / "s.db", tmp_path / "runs.log"
+    add(db, "far", log, "--delay", "1h")
+    d = Daemon(db, tmp_path / "d.err", **FAST)
+    daemons.append(d)
+    wait_for(lambda: "sleeping: next due" in d.text(), what="the daemon to go to sleep")
+    sleeping = d.text()
+    assert re.search(
+        r"sleeping: next due \d+\.\d+, timeout none", sleeping
+    )  # no timeout: no polling
+    add(db, "now", log)  # another process: `stayfresh work add`
+    wait_for(lambda: any(r["work"] == "now" for r in read_log(log)), what="the new work to run")
+    wakes = re.findall(r"woke by (\S+)", d.text())
+    assert wakes[0] == "socket"  # the first wake after going to sleep was the control socket
+    assert "timeout" not in wakes and "timer" not in wakes
+    assert d.stop() == 0
+    assert [r["work"] for r in read_log(log)] == ["now"]
+
+
+def test_sigterm_releases_a_run_that_outlasts_the_grace_period(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    db, log, marker = tmp_path / "s.db", tmp_path / "runs.log", tmp_path / "started"
+    add(db, "long", log, marker=str(marker), hold=60)
+    d = Daemon(db, tmp_path / "d.err", "--grace", "0.2s", **FAST)
+    daemons.append(d)
+    wait_for(marker.exists, what="the run to start")
+    assert d.stop() == 0
+    assert history(db, "long") == ["released"]
+    store = SQLiteStore(db)
+    [row] = store.find_work(name="long")
+    assert row.state == "ENQUEUED" and row.run_attempt == 0 and row.lease_owner is None
+    store.close()
