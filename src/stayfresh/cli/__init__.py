@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+# each command module attaches its commands to ``cli`` when imported
+from . import _accounts, _login, _service, _token, _work  # noqa: F401
 from ._app import add_db_option_everywhere, cli
-
-# each module attaches its commands to ``cli`` when imported
-from . import _accounts, _login, _service, _token, _work  # noqa: E402, F401, I001
 
 add_db_option_everywhere(cli)
 
