@@ -96,6 +96,10 @@ class TokenResult:
         }
 
 
+#: configuration values that are secrets: never shown, logged or printed
+SECRET_CONFIG_KEYS = frozenset({"client_secret", "device_serial", "password"})
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Account:
     """An account as the keeper sees it: configuration, tokens, version."""
@@ -107,6 +111,15 @@ class Account:
     version: int
     status: str
     status_message: str | None = None
+
+    def __repr__(self) -> str:
+        public = {k: v for k, v in self.config.items() if k not in SECRET_CONFIG_KEYS}
+        hidden = sorted(k for k in self.config if k in SECRET_CONFIG_KEYS)
+        return (
+            f"Account(name={self.name!r}, provider={self.provider!r}, config={public!r}, "
+            f"hidden={hidden!r}, tokens={self.tokens!r}, version={self.version}, "
+            f"status={self.status!r})"
+        )
 
     @classmethod
     def from_row(cls, row: AccountRow) -> Account:
