@@ -32,10 +32,10 @@ from ._providers import (
 
 __all__ = [
     "AMAZON_LOCALES",
-    "Account",
-    "AmazonProvider",
     "BACKGROUND_THRESHOLD",
     "DEFAULT_THRESHOLD",
+    "Account",
+    "AmazonProvider",
     "DevicePrompt",
     "ExpiryParseError",
     "ImportedAccount",

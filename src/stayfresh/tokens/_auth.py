@@ -1,9 +1,9 @@
 """HTTP client integrations: put a valid token on every request, retry once on 401.
 
-The decision is written once, in :meth:`_AuthCore.steps` — a generator in the
-spirit of httpx's ``auth_flow`` that asks for a token, asks for the request to
-be sent with it, and, if the answer is 401, asks for a forced refresh and one
-resend. The drivers for httpx2 (sync and async), legacy ``httpx`` and
+Before a request every driver asks the keeper for a valid token. What to do
+with the response is written once, in :meth:`_AuthCore.after_response` — a
+generator in the spirit of httpx's ``auth_flow`` that, on a 401, asks for a
+forced refresh and for one resend. The drivers for httpx2 (sync and async), legacy ``httpx`` and
 ``requests`` only perform those steps.
 """
 
@@ -56,10 +56,11 @@ class _AuthCore:
         return f"{type(self).__name__}(account={self.account!r})"
 
     @staticmethod
-    def steps() -> Generator[Step, Any, None]:
-        """The decision: token, send, and on 401 one forced refresh and one resend."""
-        tokens = yield ENSURE
-        status = yield tokens
+    def after_response(status: int) -> Generator[Step, Any, None]:
+        """The decision once a response is in: on 401, one forced refresh and one resend.
+
+        (Before sending, every driver simply asks the keeper for a valid token.)
+        """
         if status == 401:
             tokens = yield FORCE
             yield tokens
@@ -72,6 +73,12 @@ class _AuthCore:
             self._last_headers = provider.auth_headers(result.tokens)
             self._last = result
         return self._last_headers
+
+    def apply(self, request: Any, result: TokenResult) -> None:
+        """Put the token's headers on ``request`` (item by item: cheaper than update)."""
+        headers = request.headers
+        for key, value in self.headers_for(result).items():
+            headers[key] = value
 
     def ensure(self, step: Step) -> TokenResult:
         return self.keeper.ensure_valid_token(self.account, self.threshold, force=step == FORCE)
@@ -89,34 +96,38 @@ class _HttpxDriver(_AuthCore):
     requires_response_body = False
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
-        steps = self.steps()
-        step = next(steps)
+        self.apply(request, self.ensure(ENSURE))
+        response = yield request
+        steps = self.after_response(response.status_code)
+        reply: Any = None
         while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration:
+                return
             if isinstance(step, TokenResult):
-                request.headers.update(self.headers_for(step))
+                self.apply(request, step)
                 response = yield request
-                reply: Any = response.status_code
+                reply = response.status_code
             else:
                 reply = self.ensure(step)
-            try:
-                step = steps.send(reply)
-            except StopIteration:
-                return
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
-        steps = self.steps()
-        step = next(steps)
+        self.apply(request, await self.aensure(ENSURE))
+        response = yield request
+        steps = self.after_response(response.status_code)
+        reply: Any = None
         while True:
-            if isinstance(step, TokenResult):
-                request.headers.update(self.headers_for(step))
-                response = yield request
-                reply: Any = response.status_code
-            else:
-                reply = await self.aensure(step)
             try:
                 step = steps.send(reply)
             except StopIteration:
                 return
+            if isinstance(step, TokenResult):
+                self.apply(request, step)
+                response = yield request
+                reply = response.status_code
+            else:
+                reply = await self.aensure(step)
 
 
 class StayfreshAuth(_HttpxDriver, httpx2.Auth):
@@ -149,18 +160,13 @@ class StayfreshRequestsAuth(_AuthCore):
     """
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        steps = self.steps()
-        step = next(steps)
-        while not isinstance(step, TokenResult):
-            step = steps.send(self.ensure(step))
-        request.headers.update(self.headers_for(step))
-        request.register_hook("response", functools.partial(self._on_response, steps))  # type: ignore[no-untyped-call]
+        self.apply(request, self.ensure(ENSURE))
+        request.hooks["response"].append(self._on_response)
         return request
 
-    def _on_response(
-        self, steps: Generator[Step, Any, None], response: requests.Response, **kwargs: Any
-    ) -> requests.Response:
-        reply: Any = response.status_code
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        steps = self.after_response(response.status_code)
+        reply: Any = None
         while True:
             try:
                 step = steps.send(reply)
@@ -173,7 +179,7 @@ class StayfreshRequestsAuth(_AuthCore):
             response.content  # noqa: B018
             response.close()
             retry = response.request.copy()
-            retry.headers.update(self.headers_for(step))
+            self.apply(retry, step)
             retry.hooks = {"response": []}
             new = response.connection.send(retry, **kwargs)
             new.history.append(response)

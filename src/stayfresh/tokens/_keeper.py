@@ -62,7 +62,16 @@ class _Entry:
     """What the keeper remembers of one account between calls."""
 
     result: TokenResult  # the stored tokens, was_refreshed=False
-    default_deadline: float  # refresh_deadline at the default threshold
+    deadlines: dict[dt.timedelta | float, float]  # threshold → refresh deadline
+
+    def deadline(self, threshold: dt.timedelta | float) -> float:
+        """The refresh deadline for ``threshold``, computed once per threshold value."""
+        found = self.deadlines.get(threshold)
+        if found is None:
+            found = refresh_deadline(self.result.tokens, _seconds(threshold))
+            if len(self.deadlines) < 32:  # callers use a handful of thresholds
+                self.deadlines[threshold] = found
+        return found
 
 
 @dataclasses.dataclass(slots=True)
@@ -117,12 +126,8 @@ class Keeper:
     ) -> TokenResult:
         """The account's tokens, refreshed first if ``now >= expires_at - threshold``."""
         entry = self._cache.get(account)
-        if entry is not None and not force:
-            if threshold is DEFAULT_THRESHOLD:
-                if self.clock() < entry.default_deadline:
-                    return entry.result
-            elif self.clock() < refresh_deadline(entry.result.tokens, _seconds(threshold)):
-                return entry.result
+        if entry is not None and not force and self.clock() < entry.deadline(threshold):
+            return entry.result
         return self._ensure_slow(account, _seconds(threshold), force, background)
 
     async def aensure_valid_token(
@@ -135,12 +140,8 @@ class Keeper:
     ) -> TokenResult:
         """Async twin of :meth:`ensure_valid_token` (same cache, flights and lock)."""
         entry = self._cache.get(account)
-        if entry is not None and not force:
-            if threshold is DEFAULT_THRESHOLD:
-                if self.clock() < entry.default_deadline:
-                    return entry.result
-            elif self.clock() < refresh_deadline(entry.result.tokens, _seconds(threshold)):
-                return entry.result
+        if entry is not None and not force and self.clock() < entry.deadline(threshold):
+            return entry.result
         return await self._aensure_slow(account, _seconds(threshold), force, background)
 
     def forget(self, account: str | None = None) -> None:
@@ -175,7 +176,8 @@ class Keeper:
     def _remember(self, result: TokenResult) -> TokenResult:
         plain = dataclasses.replace(result, was_refreshed=False) if result.was_refreshed else result
         self._cache[result.account] = _Entry(
-            result=plain, default_deadline=refresh_deadline(result.tokens, _DEFAULT_SECONDS)
+            result=plain,
+            deadlines={DEFAULT_THRESHOLD: refresh_deadline(plain.tokens, _DEFAULT_SECONDS)},
         )
         return result
 
