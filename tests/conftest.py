@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_token_server import FakeTokenServer
 
+from fake_token_server import FakeTokenServer
 from stayfresh.store import SQLiteStore, Store
 from stayfresh.tokens import Keeper, TokenSet, add_account
 

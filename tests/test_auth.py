@@ -12,9 +12,9 @@ import httpx
 import httpx2
 import pytest
 import requests
+
 from conftest import add_oauth2
 from fake_token_server import FakeTokenServer, token_reply
-
 from stayfresh.store import Store
 from stayfresh.tokens import Keeper, StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
 

@@ -98,7 +98,7 @@ def test_one_refresh_for_threads_tasks_and_processes(
     for t in [*threads, loop_thread]:
         t.join(60)
     outputs = [child.communicate(timeout=60) for child in children]
-    for child, (out, err) in zip(children, outputs, strict=True):
+    for child, (_out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
     child_tokens = [json.loads(out)["token"] for out, _ in outputs]
 
