@@ -112,14 +112,18 @@ def _json_body(body: bytes) -> Any:
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())  # no CR/LF/tabs
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
 def _short(body: bytes, limit: int = 120) -> str:
     """One line for an error message: an HTML page's title, or the body's start."""
     text = body[:65536].decode("utf-8", "replace")
     title = _TITLE_RE.search(text)
     if title and title.group(1).strip():
         text = html.unescape(title.group(1))
-    text = " ".join(text.split())  # one line: no CR/LF/tabs
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return _one_line(text, limit)
 
 
 class Provider(abc.ABC):
@@ -241,7 +245,7 @@ class Provider(abc.ABC):
         if isinstance(data, dict):
             error = data.get("error") if isinstance(data.get("error"), str) else None
             raw_desc = data.get("error_description") or data.get("message")
-            description = raw_desc if isinstance(raw_desc, str) else None
+            description = _one_line(raw_desc, 300) if isinstance(raw_desc, str) else None
         message = ": ".join(x for x in (error, description) if x) or _short(body) or "no body"
         if status == 429 or status >= 500:
             wait = retry_after(headers, now)
