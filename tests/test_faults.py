@@ -258,6 +258,25 @@ FAULTS: dict[str, Fault] = {
         _provider_error(401, None),
         says="Unauthorized: bad client",
     ),
+    "400-long-multiline-description": Fault(
+        lambda: json_reply(
+            400,
+            {
+                "error": "invalid_request",
+                "error_description": "first line\r\nsecond line\n"
+                + "x" * 5000
+                + "END-OF-HTML-MARKER",
+            },
+        ),
+        ProviderError,
+        1,
+        lambda exc: (
+            None
+            if len(str(exc)) < 400 and "\n" not in str(exc) and "\r" not in str(exc)
+            else pytest.fail(repr(str(exc)))
+        ),
+        says="first line second line",
+    ),
     "400-invalid-scope": Fault(
         lambda: json_reply(400, {"error": "invalid_scope", "error_description": "scope too wide"}),
         ProviderError,
@@ -513,6 +532,7 @@ CLI_FAULTS = [
     "200-unreadable-expires-in",
     "400-invalid-client",
     "401-invalid-client",
+    "400-long-multiline-description",
 ]
 
 
