@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
@@ -364,3 +365,22 @@ def test_async_single_flight_and_threads_share_one_refresh(
     for t in threads:
         t.join()
     assert set(thread_results) == {"new"} and token_server.count == 1
+
+
+def test_module_level_functions_use_the_default_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token_server: FakeTokenServer
+) -> None:
+    from stayfresh import aensure_valid_token, ensure_valid_token
+    from stayfresh.store import open_store
+    from stayfresh.tokens import set_default_keeper
+
+    monkeypatch.setenv("STAYFRESH_DB", str(tmp_path / "env.db"))
+    store = open_store()
+    add_oauth2(store, "env", token_server.token_url, expires_in=-5)
+    token_server.handler = lambda s: token_reply(access="via-default")
+    set_default_keeper(None)
+    try:
+        assert ensure_valid_token("env").access_token == "via-default"
+        assert asyncio.run(aensure_valid_token("env")).was_refreshed is False
+    finally:
+        set_default_keeper(None)

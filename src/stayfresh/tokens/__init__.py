@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
 from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
+from ._default import aensure_valid_token, default_keeper, ensure_valid_token, set_default_keeper
 from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
 from ._flow import effective_threshold, refresh_deadline
 from ._import import ImportedAccount, import_account, parse_account_json, read_import_file
-from ._keeper import (
-    BACKGROUND_THRESHOLD,
-    DEFAULT_THRESHOLD,
-    Keeper,
-    aensure_valid_token,
-    default_keeper,
-    ensure_valid_token,
-    set_default_keeper,
-)
+from ._keeper import BACKGROUND_THRESHOLD, DEFAULT_THRESHOLD, Keeper
 from ._login import DevicePrompt, NewAccount, login_browser, login_device
 from ._model import Account, TokenResult, TokenSet
 from ._providers import (

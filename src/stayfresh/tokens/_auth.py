@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from ._keeper import DEFAULT_THRESHOLD, Keeper, default_keeper
+from ._default import default_keeper
+from ._keeper import DEFAULT_THRESHOLD, Keeper
 from ._model import TokenResult
 from ._providers import get_provider
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
@@ -318,7 +319,7 @@ class Keeper:
             # a keeper dropped without close() still closes its connections
             weakref.finalize(self, self._client.close)
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
-        try:
+        with _transport_errors():
             response = self._client.request(
                 effect.method,
                 effect.url,
@@ -326,12 +327,6 @@ class Keeper:
                 headers=effect.headers,
                 timeout=self.timeout,
             )
-        except httpx2.TimeoutException as exc:
-            raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
-        except httpx2.TransportError as exc:
-            raise TransientError(
-                f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
-            ) from None
         return _reply(response, sent, self.clock())
 
     # -- async driver ----------------------------------------------------------------------
@@ -393,7 +388,7 @@ class Keeper:
 
     async def _ahttp(self, client: httpx2.AsyncClient, effect: Http) -> HttpReply:
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
-        try:
+        with _transport_errors():
             response = await client.request(
                 effect.method,
                 effect.url,
@@ -401,13 +396,20 @@ class Keeper:
                 headers=effect.headers,
                 timeout=self.timeout,
             )
-        except httpx2.TimeoutException as exc:
-            raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
-        except httpx2.TransportError as exc:
-            raise TransientError(
-                f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
-            ) from None
         return _reply(response, sent, self.clock())
+
+
+@contextlib.contextmanager
+def _transport_errors() -> Iterator[None]:
+    """Network failures of either driver become :class:`TransientError`."""
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
+    except httpx2.TransportError as exc:
+        raise TransientError(
+            f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _reply(response: httpx2.Response, sent: dt.datetime, now: float) -> HttpReply:
@@ -418,54 +420,3 @@ def _reply(response: httpx2.Response, sent: dt.datetime, now: float) -> HttpRepl
         sent_at=sent,
         received_at=dt.datetime.fromtimestamp(now, UTC),
     )
-
-
-# -- module-level convenience ---------------------------------------------------------------
-
-_default: Keeper | None = None
-_default_guard = threading.Lock()
-
-
-def default_keeper() -> Keeper:
-    """The process-wide keeper on the default store (``STAYFRESH_DB`` or the user data dir)."""
-    global _default
-    if _default is None:
-        with _default_guard:
-            if _default is None:
-                from ..store import open_store
-
-                _default = Keeper(open_store())
-    return _default
-
-
-def set_default_keeper(keeper: Keeper | None) -> None:
-    """Replace the process-wide keeper (applications with their own store; tests)."""
-    global _default
-    with _default_guard:
-        _default = keeper
-
-
-def ensure_valid_token(
-    account: str,
-    threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
-    *,
-    force: bool = False,
-    keeper: Keeper | None = None,
-) -> TokenResult:
-    """Return ``account``'s tokens, refreshed first when they expire within ``threshold``."""
-    return (keeper or default_keeper()).ensure_valid_token(account, threshold, force=force)
-
-
-async def aensure_valid_token(
-    account: str,
-    threshold: dt.timedelta | float = DEFAULT_THRESHOLD,
-    *,
-    force: bool = False,
-    keeper: Keeper | None = None,
-) -> TokenResult:
-    """Async twin of :func:`ensure_valid_token`."""
-    return await (keeper or default_keeper()).aensure_valid_token(account, threshold, force=force)
-
-
-def store_of(keeper: Keeper | None = None) -> Store:
-    return (keeper or default_keeper()).store
