@@ -40,7 +40,11 @@ Handler = Callable[[Seen], Reply]
 def token_reply(
     access: str = "at-1", refresh: str | None = None, expires_in: int = 3600, **extra: Any
 ) -> Reply:
-    body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}
+    body: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+    }
     if refresh is not None:
         body["refresh_token"] = refresh
     body.update(extra)
@@ -67,7 +71,9 @@ class FakeTokenServer:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length).decode() if length else ""
                 form = dict(urllib.parse.parse_qsl(raw))
-                seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, form)
+                seen = Seen(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, form
+                )
                 with outer._lock:
                     outer.requests.append(seen)
                 reply = outer.handler(seen)
@@ -96,7 +102,9 @@ class FakeTokenServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

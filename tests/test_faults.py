@@ -37,7 +37,7 @@ NAME = "acct"
 #: seconds the fake server waits before a library timeout (keeper timeout 0.5 s)
 LIB_DELAY = 2.0
 #: the CLI's keeper waits 10 s (Keeper's default timeout; `token` has no option for it)
-CLI_TIMEOUT = 10.0
+CLI_TIMEOUT = 1.0  # passed as `token --timeout`
 
 HTML_500 = (
     "<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>\n<body>"
@@ -583,7 +583,7 @@ def test_cli_read_timeout_exit_4(
     add_expired(store, token_server.token_url)
     before = snapshot(store)
     try:
-        proc = run_cli("token", NAME, db=db_path)
+        proc = run_cli("token", NAME, "--timeout", str(CLI_TIMEOUT), db=db_path)
     finally:
         release.set()
     assert proc.returncode == 4, proc.stderr

@@ -25,12 +25,23 @@ def _threshold(value: str | None) -> float | None:
     "--threshold", metavar="DURATION", help="Refresh when expiring within this (default 30m)."
 )
 @click.option("--force", is_flag=True, help="Refresh even if the token is still valid.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    envvar="STAYFRESH_TIMEOUT",
+    show_envvar=True,
+    help="Seconds to wait for the token endpoint.",
+)
 @json_option
 @handle_errors
 @pass_ctx
-def token(ctx: Context, name: str, threshold: str | None, force: bool, as_json: bool) -> None:
+def token(
+    ctx: Context, name: str, threshold: str | None, force: bool, timeout: float, as_json: bool
+) -> None:
     """Print NAME's access token, refreshing it first if it is about to expire."""
-    keeper = Keeper(ctx.store)
+    keeper = Keeper(ctx.store, timeout=timeout)
     try:
         seconds = _threshold(threshold)
         result = keeper.ensure_valid_token(

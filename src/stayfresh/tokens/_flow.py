@@ -96,6 +96,9 @@ class Http:
     data: Mapping[str, str] | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the form and headers carry secrets
+        return f"Http({self.method} {self.url}, fields={sorted(self.data or {})!r})"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HttpReply:

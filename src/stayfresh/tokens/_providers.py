@@ -86,8 +86,17 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+#: a server asking to wait longer than this is waited for this long at most
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
 def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), capped at a day."""
+    seconds = _retry_after(headers, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+def _retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
