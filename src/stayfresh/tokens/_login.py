@@ -30,7 +30,7 @@ import webbrowser
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx2
 
@@ -38,7 +38,7 @@ from ..errors import ConfigError, ProviderError, ReauthRequired, TransientError
 from ..store import Store
 from ._accounts import add_account, check_name, replace_tokens
 from ._model import Account, TokenSet, secret_prefix
-from ._providers import OAuth2Provider, check_endpoint, get_provider
+from ._providers import OAuth2Provider, check_endpoint, client_auth, get_provider
 
 log = logging.getLogger(__name__)
 
@@ -168,25 +168,9 @@ def _discover(store: Store, name: str, target: _Target, client: httpx2.Client) -
         store.update_config(name, target.config)
 
 
-def _client_auth(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """Form fields and headers that authenticate the client, as the refresh grant does."""
-    headers = {"Accept": "application/json"}
-    client_id = str(config["client_id"])
-    secret = config.get("client_secret")
-    if secret and config.get("auth_method", "client_secret_basic") == "client_secret_basic":
-        # RFC 6749 §2.3.1: form-urlencode both parts before base64
-        pair = f"{quote(client_id, safe='')}:{quote(str(secret), safe='')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        return {}, headers
-    fields = {"client_id": client_id}
-    if secret:
-        fields["client_secret"] = str(secret)
-    return fields, headers
-
-
 def _exchange(target: _Target, client: httpx2.Client, form: Mapping[str, str]) -> TokenSet:
     """POST a grant to the token endpoint and read the answer with the provider."""
-    fields, headers = _client_auth(target.config)
+    fields, headers = client_auth(target.config)
     url = target.provider.token_url(target.config)
     response, sent, received = _send(client, "POST", url, data={**form, **fields}, headers=headers)
     try:
@@ -439,7 +423,7 @@ def login_device(
                 "(the provider must support RFC 8628; oidc issuers advertise it)"
             )
         endpoint = _check_url(str(endpoint), "the device authorization endpoint")
-        fields, headers = _client_auth(target.config)
+        fields, headers = client_auth(target.config)
         form = dict(fields)
         chosen = _scope(target, scope)
         if chosen:

@@ -270,6 +270,26 @@ class Provider(abc.ABC):
         return error == "invalid_grant"
 
 
+def client_auth(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(form fields, headers) that authenticate the client at the token endpoint.
+
+    ``client_secret_basic`` (the default when there is a secret), ``client_secret_post``,
+    or ``none`` (a public client: only ``client_id`` in the form).
+    """
+    headers = {"Accept": "application/json"}
+    client_id = str(config["client_id"])
+    secret = config.get("client_secret")
+    if secret and config.get("auth_method", "client_secret_basic") == "client_secret_basic":
+        # RFC 6749 §2.3.1: form-urlencode both parts before base64
+        pair = f"{quote(client_id, safe='')}:{quote(str(secret), safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return {}, headers
+    fields = {"client_id": client_id}
+    if secret:
+        fields["client_secret"] = str(secret)
+    return fields, headers
+
+
 class OAuth2Provider(Provider):
     """RFC 6749 §6 refresh_token grant."""
 
@@ -296,18 +316,8 @@ class OAuth2Provider(Provider):
         data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if config.get("scope"):
             data["scope"] = str(config["scope"])
-        headers = {"Accept": "application/json"}
-        client_id = str(config["client_id"])
-        secret = config.get("client_secret")
-        if secret and config.get("auth_method", "client_secret_basic") == "client_secret_basic":
-            # RFC 6749 §2.3.1: form-urlencode both parts before base64
-            pair = f"{quote(client_id, safe='')}:{quote(str(secret), safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            data["client_id"] = client_id
-            if secret:
-                data["client_secret"] = str(secret)
-        return RefreshRequest(url=self.token_url(config), data=data, headers=headers)
+        fields, headers = client_auth(config)
+        return RefreshRequest(url=self.token_url(config), data={**data, **fields}, headers=headers)
 
 
 class OIDCProvider(OAuth2Provider):
