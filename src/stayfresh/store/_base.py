@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from ._work_base import WorkStore
@@ -140,6 +140,19 @@ class Store(WorkStore, abc.ABC):
     @abc.abstractmethod
     def delete_account(self, name: str) -> bool:
         """Remove the account and its metrics; False when it did not exist."""
+
+    @abc.abstractmethod
+    def clear_secrets(
+        self, name: str, *, config_keys: Collection[str], message: str | None = None
+    ) -> bool:
+        """Forget the account's tokens and the ``config_keys`` of its configuration.
+
+        For logout: the row stays (other tables may refer to it) with no
+        access or refresh token, status ``needs_login`` and ``message``, and
+        its version bumped so that no in-flight refresh can write old tokens
+        back. The old values must not survive in the database files
+        (overwritten, not merely unlinked). False when there is no such account.
+        """
 
     @abc.abstractmethod
     def update_config(self, name: str, config: Mapping[str, Any]) -> None:

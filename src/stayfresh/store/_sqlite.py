@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,37 @@ class SQLiteStore(SQLiteWorkMixin, Store):
         with self.write() as tx:
             cur = tx.execute("DELETE FROM accounts WHERE name = ?", (name,))
         return cur.rowcount > 0
+
+    def clear_secrets(
+        self, name: str, *, config_keys: Collection[str], message: str | None = None
+    ) -> bool:
+        conn = self._conn()
+        # zero the freed bytes of this write; VACUUM below rebuilds the file so that
+        # older values (rotated tokens left in free space by earlier updates) go too
+        conn.execute("PRAGMA secure_delete=ON")
+        try:
+            with self.write() as tx:
+                rows = tx.execute("SELECT config FROM accounts WHERE name = ?", (name,)).fetchall()
+                if not rows:
+                    return False
+                config = {k: v for k, v in json.loads(rows[0][0]).items() if k not in config_keys}
+                tx.execute(
+                    "UPDATE accounts SET config = ?, access_token = NULL, refresh_token = NULL,"
+                    " expires_at = NULL, obtained_at = NULL, version = version + 1,"
+                    " status = 'needs_login', status_message = ?, updated_at = ? WHERE name = ?",
+                    (json.dumps(config, sort_keys=True), message, time.time(), name),
+                )
+            conn.execute("VACUUM")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.warning(
+                    "%s: another process is reading the database; old pages stay in the"
+                    " write-ahead log until its next checkpoint",
+                    self.location,
+                )
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+        return True
 
     def update_config(self, name: str, config: Mapping[str, Any]) -> None:
         with self.write() as tx:
