@@ -36,9 +36,6 @@ _WORK_COLUMNS = (
 )
 
 
-
-
-
 def _loads(text: str | None) -> dict[str, Any] | None:
     return None if text is None else dict(json.loads(text))
 
@@ -60,7 +57,9 @@ class SQLiteWorkMixin(WorkStore):
 
     # -- reading -----------------------------------------------------------------
 
-    def _rows(self, conn: sqlite3.Connection | None, where: str, params: Sequence[Any]) -> list[WorkRow]:
+    def _rows(
+        self, conn: sqlite3.Connection | None, where: str, params: Sequence[Any]
+    ) -> list[WorkRow]:
         """Work rows matching ``where``, with their tags and prerequisites."""
 
         def query(sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
@@ -211,7 +210,9 @@ class SQLiteWorkMixin(WorkStore):
                 self._insert(tx, work, after, now)
         return EnqueueResult(ids=tuple(w.id for w in works), action=action)
 
-    def _insert(self, tx: sqlite3.Connection, w: NewWork, after: tuple[str, ...], now: float) -> None:
+    def _insert(
+        self, tx: sqlite3.Connection, w: NewWork, after: tuple[str, ...], now: float
+    ) -> None:
         state = "ENQUEUED"
         merged: dict[str, Any] = dict(w.input)
         if after:
@@ -249,7 +250,9 @@ class SQLiteWorkMixin(WorkStore):
             [(w.id, a) for a in set(after)],
         )
 
-    def _update_in_place(self, tx: sqlite3.Connection, work_id: str, w: NewWork, now: float) -> None:
+    def _update_in_place(
+        self, tx: sqlite3.Connection, work_id: str, w: NewWork, now: float
+    ) -> None:
         tx.execute(
             "UPDATE work SET worker = ?, input = ?, interval = ?, flex = ?, constraints = ?,"
             " backoff_policy = ?, backoff_delay = ?, timeout = ?, updated_at = ? WHERE id = ?",
@@ -261,7 +264,8 @@ class SQLiteWorkMixin(WorkStore):
         )  # fmt: skip
         tx.execute("DELETE FROM work_tags WHERE work_id = ?", (work_id,))
         tx.executemany(
-            "INSERT INTO work_tags (work_id, tag) VALUES (?, ?)", [(work_id, t) for t in set(w.tags)]
+            "INSERT INTO work_tags (work_id, tag) VALUES (?, ?)",
+            [(work_id, t) for t in set(w.tags)],
         )
 
     # -- running -------------------------------------------------------------------
@@ -462,9 +466,14 @@ class SQLiteWorkMixin(WorkStore):
         if not where and not everything:
             return []
         # periodic work is never SUCCEEDED/FAILED for good: it is cancellable in any state
-        clause = "(" + " OR ".join(where or ["1=1"]) + ")" + (
-            " AND (state IN ('ENQUEUED', 'RUNNING', 'BLOCKED') OR (periodic = 1"
-            " AND state != 'CANCELLED'))"
+        clause = (
+            "("
+            + " OR ".join(where or ["1=1"])
+            + ")"
+            + (
+                " AND (state IN ('ENQUEUED', 'RUNNING', 'BLOCKED') OR (periodic = 1"
+                " AND state != 'CANCELLED'))"
+            )
         )
         with self.write() as tx:
             targets = [r[0] for r in tx.execute(f"SELECT id FROM work WHERE {clause}", params)]
