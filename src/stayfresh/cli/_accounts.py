@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..jobs import on_account_ready
 from ..tokens import AMAZON_LOCALES, TokenSet, add_account, describe, describe_all, remove_account
 from ..tokens import parse_expiry as _parse_expiry
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
@@ -96,6 +97,7 @@ def account_add(ctx: Context, /, name: str, provider: str, as_json: bool, **opts
         scope=opts.get("scope"),
     )
     add_account(ctx.store, name, provider, config, tokens)
+    on_account_ready(ctx.store, name)
     info = describe(ctx.store, name)
     if as_json:
         echo_json(info)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..jobs import on_account_ready
 from ..tokens import AMAZON_LOCALES, describe
 from ..tokens._import import import_account, read_import_file
 from ..tokens._login import DevicePrompt, NewAccount, login_browser, login_device
@@ -122,6 +123,7 @@ def login(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
             open_browser=not opts["no_browser"],
             on_url=_show_url,
         )
+    on_account_ready(ctx.store, name)
     _result(ctx, name, "logged in to", as_json)
 
 
@@ -170,6 +172,7 @@ def account_import(
     imported = read_import_file(raw, password=password)
     overrides = {k: opts[k] for k in ("token_url", "locale") if opts[k]}
     import_account(ctx.store, name, imported, replace=replace, overrides=overrides)
+    on_account_ready(ctx.store, name)
     _result(ctx, name, "imported" if not replace else "renewed tokens of", as_json)
 
 

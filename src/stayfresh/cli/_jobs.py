@@ -1,0 +1,167 @@
+"""``stayfresh settings``, ``logout`` and ``status``: the seed's Settings screen and overview.
+
+A settings change is applied to every account's works before the command
+returns (and the runners are woken), so "takes effect at once" holds for a
+running daemon too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..jobs import apply_settings, collect_status, load_settings, logout, save_setting
+from ..jobs._lifecycle import ScheduleChange
+from ..jobs._settings import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX
+from ..work import format_duration
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+
+
+@cli.group()
+def settings() -> None:
+    """Show and change settings (library sync, token refresh backup)."""
+
+
+@settings.command("show")
+@json_option
+@handle_errors
+@pass_ctx
+def settings_show(ctx: Context, as_json: bool) -> None:
+    """Show every setting, its value and whether it is the default."""
+    values = load_settings(ctx.store).to_json()
+    if as_json:
+        echo_json(values)
+        return
+    table = Table("setting", "value", "default", "meaning")
+    for key, value in values.items():
+        is_default = ctx.store.get_setting(SETTING_PREFIX + key) is None
+        shown = value if is_default else f"{value} (set)"
+        table.add_row(key, shown, DEFAULTS[key], DESCRIPTIONS[key])
+    Console().print(table)
+
+
+def _describe_change(change: ScheduleChange) -> str:
+    every = f" every {format_duration(change.every)}" if change.every else ""
+    network = f", network {change.network}" if change.network else ""
+    return f"{change.name}: {change.action}{every}{network}"
+
+
+@settings.command("set")
+@click.argument("key")
+@click.argument("value")
+@json_option
+@handle_errors
+@pass_ctx
+def settings_set(ctx: Context, key: str, value: str, as_json: bool) -> None:
+    """Set KEY to VALUE and update every account's works at once.
+
+    \b
+    sync_frequency          manual (default), 1h, 6h, 12h, 24h
+    sync_wifi_only          on (default) | off
+    auto_token_refresh      on (default) | off
+    token_refresh_interval  24h (default); at least 15m
+    """
+    new = save_setting(ctx.store, key, value)
+    changes = [c for c in apply_settings(ctx.store, new) if c.action != "none"]
+    if as_json:
+        echo_json({"settings": new.to_json(), "works": [c.to_json() for c in changes]})
+        return
+    name = key.strip().lower().replace("-", "_").removeprefix(SETTING_PREFIX)
+    click.echo(f"{name} = {new.to_json()[name]}")
+    for change in changes:
+        if change.action != "unchanged":
+            click.echo(f"  {_describe_change(change)}")
+
+
+@cli.command("logout")
+@click.argument("name")
+@json_option
+@handle_errors
+@pass_ctx
+def logout_command(ctx: Context, name: str, as_json: bool) -> None:
+    """Log out of account NAME: cancel its works and forget its secrets.
+
+    The account stays (status needs_login, "logged out") with its library and
+    metrics; `stayfresh login NAME` or `stayfresh account import NAME FILE
+    --replace` signs it in again.
+    """
+    result = logout(ctx.store, name)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    click.echo(
+        f"logged out of {name}: {len(result.cancelled)} work(s) cancelled, "
+        f"forgot {', '.join(result.forgot) or 'nothing (no secrets were stored)'}"
+    )
+
+
+def _when(value: str | None, now: dt.datetime) -> str:
+    """An ISO time as "in 5 min" / "3 h ago", for people."""
+    if value is None:
+        return "-"
+    seconds = (dt.datetime.fromisoformat(value) - now).total_seconds()
+    text = format_duration(abs(seconds)) if abs(seconds) >= 1 else "0s"
+    return f"in {text}" if seconds > 0 else ("now" if text == "0s" else f"{text} ago")
+
+
+def _minutes(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f} min"
+
+
+def print_status(data: dict[str, Any]) -> None:
+    """The three tables of ``stayfresh status``."""
+    console = Console()
+    now = dt.datetime.fromisoformat(data["generated_at"])
+    accounts = Table(
+        "account", "status", "token expires in", "last refresh", "refreshes", title="Accounts"
+    )
+    for a in data["accounts"]:
+        status = a["status"] + (f" ({a['status_message']})" if a["status_message"] else "")
+        accounts.add_row(
+            a["name"],
+            status,
+            _minutes(a["expires_in_minutes"]) if a["has_refresh_token"] else "-",
+            _when(a["last_refresh_at"], now),
+            f"{a['jit_refreshes']} on use, {a['background_refreshes']} background, "
+            f"{a['failures']} failed",
+        )
+    if not data["accounts"]:
+        accounts.add_row("(none: `stayfresh account add` or `stayfresh login`)", "", "", "", "")
+    works = Table("work", "state", "every", "next run", "last run", "last outcome", title="Works")
+    for w in data["works"]:
+        outcome = w["last_outcome"] or "-"
+        if w["message"] and w["last_outcome"] not in (None, "success"):
+            outcome += f": {w['message']}"
+        works.add_row(
+            w["name"] or w["id"][:8],
+            w["state"] + (f" (attempt {w['attempt']})" if w["attempt"] else ""),
+            format_duration(w["every_seconds"]) if w["every_seconds"] else "once",
+            _when(w["next_run_at"], now),
+            _when(w["last_run_at"], now),
+            outcome,
+        )
+    if not data["works"]:
+        works.add_row("(none)", "", "", "", "", "")
+    settings_table = Table("setting", "value", title="Settings")
+    for key, value in data["settings"].items():
+        settings_table.add_row(key, value + ("" if data["settings_default"][key] else " (set)"))
+    for table in (accounts, works, settings_table):
+        console.print(table)
+
+
+@cli.command("status")
+@click.option("--all", "include_cancelled", is_flag=True, help="Include cancelled works.")
+@json_option
+@handle_errors
+@pass_ctx
+def status(ctx: Context, include_cancelled: bool, as_json: bool) -> None:
+    """One screen: every account, every work and the settings."""
+    data = collect_status(ctx.store, include_cancelled=include_cancelled)
+    if as_json:
+        echo_json(data)
+    else:
+        print_status(data)

@@ -1,0 +1,190 @@
+"""The seed's TokenRefreshWorker: the background safety net of the token keeper.
+
+A periodic work per account (``token-refresh:NAME``) runs this worker. It
+does exactly what the just-in-time layer does — ``ensure_valid_token`` with
+the 30-minute threshold, through the same keeper, lock and store — so there
+is no second refresh path; the refresh is counted as a *background* one in
+the account's metrics.
+
+Outcomes, as WorkManager's ``Result``:
+
+- token still valid, or refreshed: success (output: expiry, whether refreshed);
+- transient trouble (network, 5xx, 429): retry, so the engine's exponential
+  backoff (30 s, 1 m, 2 m …) applies;
+- re-authentication required: the keeper marks the account ``needs_login``;
+  the run ends in failure whose ``message`` says ``run `stayfresh login
+  NAME```, and the user is told (WARNING log — see :func:`_tell_user`).
+
+While the account stays ``needs_login`` the periodic work keeps its cadence
+but each run fails at once with the same message, *without* contacting the
+provider: a rejected refresh token will not start working by itself, so
+retrying it would only hammer the provider. A successful login makes the
+account ``ok`` again and the next period refreshes normally
+(:func:`~stayfresh.jobs.on_account_ready` also re-arms the work).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+from ..errors import AccountNotFound, ProviderError, ReauthRequired, TransientError
+from ..store import Store
+from ..tokens import Account, Keeper, default_keeper, refresh_deadline
+from ..tokens._model import secret_prefix
+from ..work import Result, WorkerContext, register_worker
+
+log = logging.getLogger(__name__)
+
+#: the registered worker name of the token refresh backup (agreed with the other jobs)
+TOKEN_REFRESH_WORKER = "stayfresh.token-refresh"
+#: the seed's threshold for the backup check
+TOKEN_REFRESH_THRESHOLD = dt.timedelta(minutes=30)
+
+_keepers: dict[int, Keeper] = {}
+_keepers_guard = threading.Lock()
+
+
+def keeper_for(store: Store | None) -> Keeper:
+    """The keeper that background workers use for ``store`` (one per store per process).
+
+    With no store known (the engine does not hand one to workers yet) this is
+    the process-wide default keeper, which applications choose with
+    :func:`stayfresh.tokens.set_default_keeper`. Two keepers on one store
+    never refresh twice: the store's lock and re-read make sure.
+    """
+    if store is None:
+        return default_keeper()
+    with _keepers_guard:
+        found = _keepers.get(id(store))
+        if found is None or found.store is not store:
+            found = _keepers[id(store)] = Keeper(store)
+        return found
+
+
+def forget_cached(name: str) -> None:
+    """Drop what this process's background keepers remember of ``name`` (after logout)."""
+    with _keepers_guard:
+        keepers = list(_keepers.values())
+    for keeper in keepers:
+        keeper.forget(name)
+
+
+def _load(store: Store, name: str) -> Account:
+    row = store.get_account(name)
+    if row is None:
+        raise AccountNotFound(f"no account named {name!r}")
+    return Account.from_row(row)
+
+
+def _seconds_left(account: Account, now: float) -> float:
+    expires = account.tokens.expires_at
+    return float("inf") if expires is None else expires.timestamp() - now
+
+
+def login_hint(name: str) -> str:
+    """What the user must do, in the words every message uses."""
+    return f"run `stayfresh login {name}` to sign in again"
+
+
+def _tell_user(name: str, message: str) -> None:
+    """Tell the user that ``name`` needs a login.
+
+    The notification sinks of :mod:`stayfresh.notify` are not available to
+    jobs yet, so this is a WARNING log line (the daemon's stderr / journal).
+    """
+    log.warning("%s: %s", name, message)
+
+
+def _hours(seconds: float) -> str:
+    if seconds in (float("inf"), float("-inf")):
+        return "unknown time remaining"
+    if abs(seconds) >= 3600:
+        return f"{seconds / 3600:.1f} hours remaining"
+    return f"{seconds / 60:.0f} minutes remaining"
+
+
+def _needs_login(name: str, account: Account) -> Result:
+    message = (
+        f"account {name} needs a new login "
+        f"({account.status_message or 'refresh token rejected'}); {login_hint(name)}"
+    )
+    return Result.failure({"account": name, "needs_login": True, "message": message})
+
+
+def refresh_account(keeper: Keeper, name: str) -> Result:
+    """One backup check of account ``name`` (the worker's body, callable without the engine)."""
+    log.info("Token refresh worker started for %s", name)
+    try:
+        account = _load(keeper.store, name)
+    except AccountNotFound:
+        message = f"account {name} does not exist; cancel this work or add the account"
+        log.warning("%s", message)
+        return Result.failure({"account": name, "message": message})
+    if account.needs_login:
+        log.info("%s needs a login; not contacting the provider", name)
+        return _needs_login(name, account)
+    tokens = account.tokens
+    log.info("Loaded refresh_token from DB: %s", secret_prefix(tokens.refresh_token))
+    now = keeper.clock()
+    expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
+    log.info("Token expires at: %s (%s)", expiry, _hours(_seconds_left(account, now)))
+    stale = now >= refresh_deadline(tokens, TOKEN_REFRESH_THRESHOLD.total_seconds())
+    if stale:
+        log.info("Token expiring soon (< 30 minutes), triggering refresh")
+    try:
+        result = keeper.ensure_valid_token(name, TOKEN_REFRESH_THRESHOLD, background=True)
+    except ReauthRequired:
+        after = _load(keeper.store, name)
+        failed = _needs_login(name, after)
+        _tell_user(name, str((failed.output or {})["message"]))
+        return failed
+    except TransientError as exc:
+        log.warning("%s: token refresh failed, will retry with backoff: %s", name, exc)
+        return Result.retry()
+    except ProviderError as exc:
+        message = f"the provider refused the refresh of {name}: {exc}"
+        log.warning("%s", message)
+        return Result.failure({"account": name, "message": message})
+    if not result.was_refreshed and now >= refresh_deadline(
+        result.tokens, TOKEN_REFRESH_THRESHOLD.total_seconds()
+    ):
+        # the keeper hands back a still-usable token when a refresh fails; the
+        # account's state tells why, and the safety net must not call it a success
+        return _after_quiet_failure(keeper, name)
+    output: dict[str, Any] = {
+        "account": name,
+        "refreshed": result.was_refreshed,
+        "expires_at": result.expires_at.isoformat() if result.expires_at else None,
+    }
+    if not result.was_refreshed:
+        log.info("Token still valid, no refresh needed")
+        return Result.success(output)
+    if result.tokens.refresh_token == tokens.refresh_token:
+        log.info("Provider didn't return a new refresh_token: refresh token kept")
+    else:
+        log.info("Provider rotated the refresh token")
+    log.info("Token refresh complete. New expiry: %s", output["expires_at"] or "unknown")
+    return Result.success(output)
+
+
+def _after_quiet_failure(keeper: Keeper, name: str) -> Result:
+    account = _load(keeper.store, name)
+    if account.needs_login:
+        failed = _needs_login(name, account)
+        _tell_user(name, str((failed.output or {})["message"]))
+        return failed
+    log.warning("%s: token refresh failed (current token still usable); will retry", name)
+    return Result.retry()
+
+
+@register_worker(TOKEN_REFRESH_WORKER)
+def token_refresh_worker(ctx: WorkerContext) -> Result:
+    """The registered worker: input ``{"account": NAME}``."""
+    name = ctx.input.get("account")
+    if not isinstance(name, str) or not name:
+        return Result.failure({"message": 'token refresh work needs input {"account": NAME}'})
+    store: Store | None = getattr(ctx, "store", None)
+    return refresh_account(keeper_for(store), name)
