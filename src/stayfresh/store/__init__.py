@@ -17,6 +17,13 @@ from ._base import (
     StoreError,
     TokenRow,
 )
+from ._library_base import (
+    LibraryItemRow,
+    LibraryStore,
+    LibrarySyncRow,
+    NewLibraryItem,
+    PageCounts,
+)
 from ._sqlite import SQLiteStore
 from ._work_base import (
     ClaimedRun,
@@ -35,7 +42,12 @@ __all__ = [
     "AccountRow",
     "ClaimedRun",
     "EnqueueResult",
+    "LibraryItemRow",
+    "LibraryStore",
+    "LibrarySyncRow",
+    "NewLibraryItem",
     "NewWork",
+    "PageCounts",
     "RefreshKind",
     "RefreshLock",
     "RefreshMetrics",

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
+from ._library_base import LibraryStore
 from ._work_base import WorkStore
 
 RefreshKind = Literal["jit", "background"]
@@ -111,7 +112,7 @@ class RefreshLock(abc.ABC):
         self.release()
 
 
-class Store(WorkStore, abc.ABC):
+class Store(WorkStore, LibraryStore, abc.ABC):
     """Everything stayfresh keeps, behind one narrow interface.
 
     Implementations are safe to share between threads, and several processes

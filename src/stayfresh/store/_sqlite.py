@@ -32,6 +32,7 @@ from ._base import (
     Store,
     TokenRow,
 )
+from ._sqlite_library import SQLiteLibraryMixin
 from ._sqlite_work import SQLiteWorkMixin
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class FileRefreshLock(RefreshLock):
         self._local.release()
 
 
-class SQLiteStore(SQLiteWorkMixin, Store):
+class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, Store):
     """:class:`Store` on a local SQLite file."""
 
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
