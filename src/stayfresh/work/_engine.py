@@ -71,7 +71,9 @@ class WorkManager:
 
     # -- enqueueing ----------------------------------------------------------------
 
-    def _new_work(self, request: WorkRequest, name: str | None, now: float, after: tuple[str, ...] = ()) -> NewWork:
+    def _new_work(
+        self, request: WorkRequest, name: str | None, now: float, after: tuple[str, ...] = ()
+    ) -> NewWork:
         interval = flex = None
         if request.every is not None:
             interval, flex = clamp_interval(request.every, request.flex, self._env)
@@ -156,13 +158,19 @@ class WorkManager:
 
     @staticmethod
     def _store_policy(
-        periodic: bool, name: str | None, policy: ExistingWorkPolicy | ExistingPeriodicWorkPolicy | str | None
+        periodic: bool,
+        name: str | None,
+        policy: ExistingWorkPolicy | ExistingPeriodicWorkPolicy | str | None,
     ) -> UniquePolicy | None:
         if name is None:
             if policy is not None:
                 raise ConfigError("a policy needs a unique work name")
             return None
-        raw = str(policy.value if isinstance(policy, ExistingWorkPolicy | ExistingPeriodicWorkPolicy) else policy or "keep").lower()
+        raw = str(
+            policy.value
+            if isinstance(policy, ExistingWorkPolicy | ExistingPeriodicWorkPolicy)
+            else policy or "keep"
+        ).lower()
         if periodic:
             raw = {"replace": "cancel_and_reenqueue"}.get(raw, raw)
             allowed = [p.value for p in ExistingPeriodicWorkPolicy]
@@ -171,7 +179,9 @@ class WorkManager:
             allowed = [p.value for p in ExistingWorkPolicy]
         if raw not in allowed:
             kind = "periodic" if periodic else "one-time"
-            raise ConfigError(f"policy {raw!r} does not apply to {kind} work; use {', '.join(allowed)}")
+            raise ConfigError(
+                f"policy {raw!r} does not apply to {kind} work; use {', '.join(allowed)}"
+            )
         return raw  # type: ignore[return-value]
 
     # -- reading -------------------------------------------------------------------
@@ -195,7 +205,9 @@ class WorkManager:
         chosen = None if states is None else [s.value for s in states]
         return [WorkInfo.from_row(r) for r in self.store.find_work(states=chosen)]
 
-    def history(self, *, name: str | None = None, work_id: str | None = None, limit: int = 50) -> list[RunInfo]:
+    def history(
+        self, *, name: str | None = None, work_id: str | None = None, limit: int = 50
+    ) -> list[RunInfo]:
         """Runs of a work (by id) or of every work of a name, newest first."""
         ids: list[str] = []
         if work_id is not None:
@@ -280,7 +292,11 @@ def plan_finish(
         next_run, attempt = min(now, w.next_run_at), max(0, w.run_attempt - 1)
     elif retrying:
         next_run = retry_due(
-            now, w.run_attempt, BackoffPolicy(w.backoff_policy), w.backoff_delay, floor=min_backoff(env)
+            now,
+            w.run_attempt,
+            BackoffPolicy(w.backoff_policy),
+            w.backoff_delay,
+            floor=min_backoff(env),
         )
     elif w.periodic:
         assert w.interval is not None

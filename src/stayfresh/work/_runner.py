@@ -33,10 +33,17 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..store import ClaimedRun, RunFinish, Store, constraints_key
-from ._constraints import Constraints, ConstraintWatcher, overrides_from_store, unmet_constraints
+from ._constraints import (
+    Constraints,
+    ConstraintWatcher,
+    DeviceProbe,
+    overrides_from_store,
+    unmet_constraints,
+)
 from ._control import WakeListener, listener_for
 from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome, plan_finish
 from ._timer import WallTimer, wall_timer
@@ -84,6 +91,9 @@ class Runner:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        # "storage not low" is about the disk this runner's database is on
+        location = Path(store.location)
+        self._probe = DeviceProbe(data_dir=location.parent if location.is_absolute() else None)
         self.token = uuid.uuid4().hex[:12]
         self.runner_id = runner_id or f"{socket.gethostname()}:{os.getpid()}:{self.token[:6]}"
         self.clock = clock
@@ -283,7 +293,9 @@ class Runner:
                     continue
                 if overrides is None:
                     overrides = overrides_from_store(self.store)
-                reasons = unmet_constraints(Constraints.from_json(row.constraints), overrides)
+                reasons = unmet_constraints(
+                    Constraints.from_json(row.constraints), overrides, probe=self._probe
+                )
                 if reasons:
                     log.info("work %s waits: %s", row.name or row.id, "; ".join(reasons))
                     unmet.add(key)

@@ -157,9 +157,7 @@ def to_result(value: Any) -> Result:
         return value
     if isinstance(value, Mapping):
         return Result.success(value)
-    raise TypeError(
-        f"a worker must return Result, a mapping or None, not {type(value).__name__}"
-    )
+    raise TypeError(f"a worker must return Result, a mapping or None, not {type(value).__name__}")
 
 
 def call_worker(
