@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from ._library_base import LibraryStore
+from ._notify_base import NotifyStore
 from ._work_base import WorkStore
 
 RefreshKind = Literal["jit", "background"]
@@ -112,7 +113,7 @@ class RefreshLock(abc.ABC):
         self.release()
 
 
-class Store(WorkStore, LibraryStore, abc.ABC):
+class Store(WorkStore, LibraryStore, NotifyStore, abc.ABC):
     """Everything stayfresh keeps, behind one narrow interface.
 
     Implementations are safe to share between threads, and several processes

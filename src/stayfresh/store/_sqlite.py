@@ -33,6 +33,7 @@ from ._base import (
     TokenRow,
 )
 from ._sqlite_library import SQLiteLibraryMixin
+from ._sqlite_notify import SQLiteNotifyMixin
 from ._sqlite_work import SQLiteWorkMixin
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class FileRefreshLock(RefreshLock):
         self._local.release()
 
 
-class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, Store):
+class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store):
     """:class:`Store` on a local SQLite file."""
 
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
