@@ -1,0 +1,89 @@
+"""Notifications: reminder rules, a rolling window, two refresh layers, one lock, delivery.
+
+The system of ADR-007 (extending ADR-001's rolling window): reminders
+(one-time or RFC 5545 RRULE, each in its own time zone) expand into a window
+of the next two days of pending notifications, rebuilt as a whole by
+
+- the **foreground layer** :func:`on_app_start` — when the program starts or
+  a command runs, if 4 hours passed since the last reschedule;
+- the **background layer** — the periodic work ``NOTIFICATION_REFRESH_TASK``
+  every 3 hours (:func:`enable_background`), which always reschedules;
+
+both through one cross-process lock (:func:`with_scheduling_lock`: skip, not
+queue). The daemon delivers each notification at its time through the
+configured sinks (log, Apprise URLs, desktop), recorded so it is never sent
+twice.
+"""
+
+from __future__ import annotations
+
+from ._config import (
+    BACKGROUND_TASK_INTERVAL_HOURS,
+    NOTIFICATION_REFRESH_HOURS,
+    NOTIFICATION_REFRESH_TASK,
+    NotifyConfig,
+)
+from ._deliver import DeliveryReport, deliver_due, retry_time
+from ._jobs import (
+    background_work,
+    deliver_worker,
+    disable_background,
+    enable_background,
+    refresh_worker,
+    schedule_delivery,
+)
+from ._refresh import (
+    Decision,
+    LockResult,
+    RefreshOutcome,
+    on_app_start,
+    refresh,
+    refresh_decision,
+    reschedule,
+    with_scheduling_lock,
+)
+from ._rules import compile_rule, describe, make_rule, normalize_rrule, occurrences, parse_when
+from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
+from ._status import notify_status
+from ._window import NOTIFICATION_WINDOW, WindowPlan, compute_window
+
+__all__ = [
+    "BACKGROUND_TASK_INTERVAL_HOURS",
+    "NOTIFICATION_REFRESH_HOURS",
+    "NOTIFICATION_REFRESH_TASK",
+    "NOTIFICATION_WINDOW",
+    "AppriseSink",
+    "Decision",
+    "DeliveryReport",
+    "DesktopSink",
+    "LockResult",
+    "LogSink",
+    "NotifyConfig",
+    "RefreshOutcome",
+    "Sink",
+    "SinkError",
+    "WindowPlan",
+    "background_work",
+    "check_target",
+    "compile_rule",
+    "compute_window",
+    "deliver_due",
+    "deliver_worker",
+    "describe",
+    "disable_background",
+    "enable_background",
+    "make_rule",
+    "normalize_rrule",
+    "notify_status",
+    "occurrences",
+    "on_app_start",
+    "parse_when",
+    "refresh",
+    "refresh_decision",
+    "refresh_worker",
+    "reschedule",
+    "retry_time",
+    "schedule_delivery",
+    "sink_for",
+    "with_scheduling_lock",
+]

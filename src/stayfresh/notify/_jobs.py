@@ -1,0 +1,158 @@
+"""Where notifications meet the work engine: the background layer and the deliverer.
+
+This is the only notify module that imports :mod:`stayfresh.work` (DESIGN.md
+wants the two to meet in ``jobs``; it moves there unchanged once that part
+exists). Both are ordinary works of the engine, so the daemon stays the one
+runner and they get durability, leases and at-least-once runs for free:
+
+- **Background layer**: a unique periodic work named
+  ``NOTIFICATION_REFRESH_TASK``, every 3 hours, that always reschedules.
+  Enabling enqueues it (KEEP, or UPDATE to change the interval); disabling
+  cancels it (ADR-007's rollback plan) — the foreground layer keeps working.
+- **Deliverer**: one-time works named ``notify-deliver@<due time>``, due at
+  the next moment something is to be sent. After every reschedule and every
+  delivery pass the earliest such moment is enqueued (KEEP: asking twice for
+  the same moment is one work). A work that finds nothing due — its
+  reminder was removed — just schedules the next.
+
+Workers receive the database location in their input because the engine
+hands workers a context, not a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from ..store import Store, open_store
+from ..work import (
+    ExistingPeriodicWorkPolicy,
+    ExistingWorkPolicy,
+    Result,
+    WorkerContext,
+    WorkInfo,
+    WorkManager,
+    WorkRequest,
+    WorkState,
+)
+from ._config import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK
+from ._deliver import deliver_due
+from ._refresh import add_reschedule_hook, refresh
+
+log = logging.getLogger(__name__)
+
+REFRESH_WORKER = "stayfresh.notify._jobs:refresh_worker"
+DELIVER_WORKER = "stayfresh.notify._jobs:deliver_worker"
+DELIVERY_PREFIX = "notify-deliver@"
+DELIVERY_TAG = "notify-delivery"
+
+_stores: dict[tuple[int, str], Store] = {}
+_stores_lock = threading.Lock()
+
+
+def _store_for(ctx: WorkerContext) -> Store:
+    """The store named in the work's input, opened once per process."""
+    location = str(ctx.input.get("db") or "")
+    key = (os.getpid(), location)
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = open_store(location or None)
+            _stores[key] = store
+        return store
+
+
+def schedule_delivery(store: Store, now: float) -> WorkInfo | None:
+    """Make sure a delivery work waits for the next moment something is to be sent."""
+    due = store.next_notification_time()
+    if due is None:
+        log.debug("nothing to deliver: no delivery work needed")
+        return None
+    at = max(due, now)
+    name = f"{DELIVERY_PREFIX}{dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec='milliseconds')}"
+    manager = WorkManager(store, clock=lambda: now)
+    info = manager.enqueue(
+        WorkRequest(
+            worker=DELIVER_WORKER,
+            input={"db": store.location},
+            delay=at - now,
+            tags=(DELIVERY_TAG,),
+        ),
+        name=name,
+        policy=ExistingWorkPolicy.KEEP,
+    )
+    log.info("delivery work %s due %s", name, info.next_run_at)
+    return info
+
+
+add_reschedule_hook(schedule_delivery)
+
+
+def deliver_worker(ctx: WorkerContext) -> Result:
+    """Deliver what is due, then schedule the delivery work for the next due moment."""
+    store = _store_for(ctx)
+    report = deliver_due(store)
+    log.info("delivery pass: %s", report)
+    for _ in range(3):  # something became due while we were sending: go on before re-enqueueing
+        if report.next_at is None or report.next_at > time.time():
+            break
+        report = deliver_due(store)
+    schedule_delivery(store, time.time())
+    return Result.success(report.to_json())
+
+
+def refresh_worker(ctx: WorkerContext) -> Result:
+    """ADR-007's background task: always reschedule; a failure is retried with backoff."""
+    store = _store_for(ctx)
+    log.info("BACKGROUND_TASK: %s run (attempt %d)", ctx.name, ctx.run_attempt)
+    outcome = refresh(store, "background")
+    if outcome.status == "failed":
+        log.error("BACKGROUND_TASK: failed to refresh notifications: %s", outcome.error)
+        return Result.retry()
+    return Result.success(outcome.to_json())
+
+
+def enable_background(
+    store: Store, *, every: dt.timedelta = dt.timedelta(hours=BACKGROUND_TASK_INTERVAL_HOURS)
+) -> WorkInfo:
+    """Register the background layer (idempotent; a changed interval updates the work)."""
+    manager = WorkManager(store)
+    info = manager.enqueue(
+        WorkRequest(
+            worker=REFRESH_WORKER, input={"db": store.location}, every=every.total_seconds()
+        ),
+        name=NOTIFICATION_REFRESH_TASK,
+        policy=ExistingPeriodicWorkPolicy.UPDATE,
+    )
+    log.info(
+        "background layer enabled: %s every %s (next run %s)", info.name, every, info.next_run_at
+    )
+    return info
+
+
+def disable_background(store: Store) -> list[str]:
+    """Unregister the background layer (ADR-007's rollback plan); returns the cancelled ids."""
+    cancelled = WorkManager(store).cancel(name=NOTIFICATION_REFRESH_TASK)
+    log.info("background layer disabled (%d work(s) cancelled)", len(cancelled))
+    return cancelled
+
+
+def background_work(store: Store) -> WorkInfo | None:
+    """The background layer's live work, or None when disabled."""
+    for info in WorkManager(store).by_name(NOTIFICATION_REFRESH_TASK):
+        if info.state != WorkState.CANCELLED:
+            return info
+    return None
+
+
+def pending_delivery_works(store: Store) -> list[dict[str, Any]]:
+    """Delivery works still waiting (for ``notify status``)."""
+    return [
+        {"name": i.name, "state": i.state.value, "next_run_at": i.next_run_at}
+        for i in WorkManager(store).by_tag(DELIVERY_TAG)
+        if i.state in (WorkState.ENQUEUED, WorkState.RUNNING)
+    ]
