@@ -1,0 +1,415 @@
+"""``stayfresh notify …``: reminders, the window, sinks, the two layers, status.
+
+:func:`foreground_layer` is the foreground layer of the CLI: the root command
+calls it before every command, so "the program starts or a command runs"
+reschedules when 4 hours have passed. It costs one read when nothing is due
+and never fails the user's command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import notify
+from ..errors import ConfigError
+from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._work import DURATION
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+
+
+def foreground_layer(ctx: click.Context) -> None:
+    """Run the foreground layer for this command (called by the root command).
+
+    Skipped for shell completion, when ``STAYFRESH_NOTIFY_FOREGROUND=0``, and
+    when the database does not exist yet (a command that never touches it
+    must not create it). Any error is logged, never raised.
+    """
+    if ctx.resilient_parsing or os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
+        return
+    try:
+        obj = ctx.ensure_object(Context)
+        if obj.db is None or "://" not in obj.db:
+            from ..store import default_db_path
+
+            path = Path(obj.db) if obj.db is not None else default_db_path()
+            if not path.exists():
+                return
+        outcome = notify.on_app_start(obj.store)
+        if outcome.status == "failed":
+            log.warning("notification refresh failed: %s", outcome.error)
+    except Exception:  # the user's command matters more than the window
+        log.warning("notification foreground layer failed", exc_info=True)
+
+
+def _local(ts: float, tz: str | None = None) -> str:
+    zone = notify._rules.zone(tz) if tz else None
+    when = dt.datetime.fromtimestamp(ts, UTC)
+    return (when.astimezone(zone) if zone else when.astimezone()).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _rule_json(row: RuleRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "title": row.title, "body": row.body, "at": _iso(row.at),
+        "rrule": row.rrule, "start": row.dtstart, "tz": row.tz, "enabled": row.enabled,
+        "created_at": _iso(row.created_at),
+    }  # fmt: skip
+
+
+def _pending_json(row: PendingRow) -> dict[str, Any]:
+    return {
+        "rule_id": row.rule_id,
+        "due_at": _iso(row.due_at),
+        "title": row.title,
+        "body": row.body,
+    }
+
+
+def _sink_json(row: SinkRow) -> dict[str, Any]:
+    target = notify._sinks.privacy_url(row.target) if row.target else None
+    return {"id": row.id, "kind": row.kind, "target": target, "at_least_once": row.at_least_once}
+
+
+def _delivery_json(row: DeliveryRow) -> dict[str, Any]:
+    return {
+        "rule_id": row.rule_id, "due_at": _iso(row.due_at), "sink_id": row.sink_id,
+        "title": row.title, "state": row.state, "attempts": row.attempts,
+        "updated_at": _iso(row.updated_at), "next_attempt_at": _iso(row.next_attempt_at),
+        "error": row.error,
+    }  # fmt: skip
+
+
+def _echo_refresh(outcome: notify.RefreshOutcome, as_json: bool) -> None:
+    if as_json:
+        echo_json(outcome.to_json())
+    elif outcome.status == "ran" and outcome.result is not None:
+        r = outcome.result
+        extra = f", {outcome.left_out} left out (capacity)" if outcome.left_out else ""
+        click.echo(f"ran: {r.scheduled} pending from {r.rules} reminder(s){extra}")
+    elif outcome.status == "skipped":
+        click.echo("skipped: another refresh holds the scheduling lock")
+    elif outcome.status == "not_needed":
+        click.echo(f"not needed: {outcome.reason}")
+    if outcome.status == "failed":
+        click.echo(f"error: refresh failed: {outcome.error}", err=True)
+        sys.exit(1)
+
+
+@cli.group("notify")
+def notify_group() -> None:
+    """Reminders: a rolling 2-day window, refreshed in the foreground and background."""
+
+
+@notify_group.command("add")
+@click.argument("title")
+@click.option("--body", default="", help="Text under the title.")
+@click.option(
+    "--at", "at", metavar="WHEN", help="One time: ISO 8601 (local to --tz), 'now' or '+30m'."
+)
+@click.option(
+    "--rrule",
+    metavar="RRULE",
+    help="Recurring: an RFC 5545 RRULE, e.g. FREQ=DAILY;BYHOUR=9;BYMINUTE=0.",
+)
+@click.option(
+    "--start", metavar="WHEN", help="First occurrence of --rrule (default: now, to the minute)."
+)
+@click.option(
+    "--tz",
+    envvar="STAYFRESH_TZ",
+    show_envvar=True,
+    help="IANA time zone (default: this machine's).",
+)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_add(
+    ctx: Context, title: str, body: str, at: str | None, rrule: str | None,
+    start: str | None, tz: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Add a reminder and reschedule the window."""
+    now = dt.datetime.now(UTC)
+    row = ctx.store.add_notify_rule(
+        notify.make_rule(title, body=body, at=at, rrule=rrule, start=start, tz=tz, now=now),
+        now=now.timestamp(),
+    )
+    outcome = notify.on_app_start(ctx.store, now=now)
+    upcoming = [p for p in ctx.store.list_pending_notifications() if p.rule_id == row.id]
+    if as_json:
+        echo_json({"rule": _rule_json(row), "refresh": outcome.to_json(),
+                   "pending": [_pending_json(p) for p in upcoming]})  # fmt: skip
+        return
+    click.echo(f"reminder {row.id}: {row.title} — {notify.describe(row)}")
+    if upcoming:
+        click.echo("next: " + ", ".join(_local(p.due_at, row.tz) for p in upcoming[:3]))
+    else:
+        click.echo("nothing due in the current window")
+    if outcome.status == "skipped":
+        click.echo("(the window is being refreshed by another process; it will include this)")
+
+
+@notify_group.command("list")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_list(ctx: Context, as_json: bool) -> None:
+    """List reminders."""
+    rows = ctx.store.list_notify_rules()
+    if as_json:
+        echo_json([_rule_json(r) for r in rows])
+        return
+    if not rows:
+        click.echo("no reminders")
+    for r in rows:
+        state = "" if r.enabled else " (disabled)"
+        click.echo(f"{r.id:>4}  {r.title}{state} — {notify.describe(r)}")
+
+
+@notify_group.command("remove")
+@click.argument("rule_id", type=int)
+@handle_errors
+@pass_ctx
+def notify_remove(ctx: Context, rule_id: int) -> None:
+    """Remove reminder RULE_ID (its pending notifications go with it)."""
+    if not ctx.store.delete_notify_rule(rule_id):
+        raise ConfigError(f"no reminder with id {rule_id}")
+    notify.on_app_start(ctx.store)
+    click.echo(f"removed reminder {rule_id}")
+
+
+@notify_group.command("pending")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_pending(ctx: Context, limit: int, as_json: bool) -> None:
+    """The window: pending notifications, earliest first."""
+    rows = ctx.store.list_pending_notifications(limit=limit)
+    if as_json:
+        echo_json([_pending_json(p) for p in rows])
+        return
+    if not rows:
+        click.echo("nothing pending")
+    for p in rows:
+        click.echo(f"{_local(p.due_at)}  [{p.rule_id}] {p.title}")
+
+
+@notify_group.command("refresh")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_refresh(ctx: Context, as_json: bool) -> None:
+    """Reschedule now through the scheduling lock; says whether it ran or was skipped."""
+    _echo_refresh(notify.refresh(ctx.store, "manual"), as_json)
+
+
+@notify_group.command("deliver")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_deliver(ctx: Context, as_json: bool) -> None:
+    """Deliver what is due now, in this process (the daemon does this by itself)."""
+    report = notify.deliver_due(ctx.store)
+    notify.schedule_delivery(ctx.store, time.time())
+    if as_json:
+        echo_json(report.to_json())
+        return
+    click.echo(
+        f"sent {report.sent}, failed {report.failed}, missed {report.missed}, "
+        f"unknown {report.unknown}; next {_local(report.next_at) if report.next_at else 'none'}"
+    )
+
+
+@notify_group.command("deliveries")
+@click.option("--limit", type=int, default=20, show_default=True)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_deliveries(ctx: Context, limit: int, as_json: bool) -> None:
+    """Delivery records, most recent first (sent, failed, missed, unknown)."""
+    rows = ctx.store.list_notification_deliveries(limit=limit)
+    if as_json:
+        echo_json([_delivery_json(r) for r in rows])
+        return
+    if not rows:
+        click.echo("no deliveries yet")
+    for r in rows:
+        err = f" — {r.error}" if r.error else ""
+        click.echo(
+            f"{_local(r.due_at)}  [{r.rule_id}] {r.title} → sink {r.sink_id}: {r.state}{err}"
+        )
+
+
+@notify_group.command("status")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_status_cmd(ctx: Context, as_json: bool) -> None:
+    """Telemetry per layer, the window, the background work and deliveries."""
+    data = notify.notify_status(ctx.store, now=time.time())
+    if as_json:
+        echo_json(data)
+        return
+    since = data["seconds_since_last_reschedule"]
+    click.echo(
+        f"reminders: {data['rules']}, pending: {data['pending']}, next due: {data['next_due_at'] or '-'}"
+    )
+    click.echo(f"last reschedule: {data['last_reschedule_at'] or 'never'}"
+               + (f" ({since / 3600:.1f} h ago)" if since is not None else ""))  # fmt: skip
+    bg = data["background"]
+    click.echo(
+        f"background: {'enabled, next run ' + str(bg['next_run_at']) if bg['enabled'] else 'disabled'}"
+    )
+    for layer, t in data["layers"].items():
+        ago = t["seconds_since_last_success"]
+        click.echo(
+            f"  {layer:<10} executions {t['executions']}, successes {t['successes']}, failures "
+            f"{t['failures']}, skips {t['skips']}, last success "
+            + (f"{ago / 3600:.1f} h ago" if ago is not None else "never")
+        )
+    click.echo(
+        f"deliveries: {data['deliveries'] or 'none'}; sinks: {data['sinks'] or 'log (default)'}"
+    )
+
+
+@notify_group.group("sink")
+def sink_group() -> None:
+    """Where notifications go: Apprise URLs, the desktop, the log."""
+
+
+@sink_group.command("add")
+@click.argument("target")
+@click.option("--at-least-once", is_flag=True,
+              help="After a crash mid-send, send again (may duplicate) instead of never (may lose).")  # fmt: skip
+@json_option
+@handle_errors
+@pass_ctx
+def sink_add(ctx: Context, target: str, at_least_once: bool, as_json: bool) -> None:
+    """Add a sink: an Apprise URL ('-' reads it from stdin, keeping secrets off the command line), 'desktop' or 'log'."""
+    if target == "-":
+        target = sys.stdin.readline().strip()
+    kind = target if target in ("desktop", "log") else "apprise"
+    url = target if kind == "apprise" else None
+    notify.check_target(kind, url)
+    row = ctx.store.add_notify_sink(kind, url, at_least_once=at_least_once, now=time.time())
+    if as_json:
+        echo_json(_sink_json(row))
+        return
+    mode = "at-least-once" if at_least_once else "at-most-once"
+    click.echo(f"sink {row.id}: {_sink_json(row)['target'] or kind} ({mode})")
+
+
+@sink_group.command("list")
+@json_option
+@handle_errors
+@pass_ctx
+def sink_list(ctx: Context, as_json: bool) -> None:
+    """List sinks (URLs with secrets masked)."""
+    rows = ctx.store.list_notify_sinks()
+    if as_json:
+        echo_json([_sink_json(r) for r in rows])
+        return
+    if not rows:
+        click.echo("no sinks: notifications go to the log")
+    for r in rows:
+        mode = "at-least-once" if r.at_least_once else "at-most-once"
+        click.echo(f"{r.id:>4}  {r.kind:<8} {_sink_json(r)['target'] or ''} ({mode})")
+
+
+@sink_group.command("remove")
+@click.argument("sink_id", type=int)
+@handle_errors
+@pass_ctx
+def sink_remove(ctx: Context, sink_id: int) -> None:
+    """Remove sink SINK_ID."""
+    if not ctx.store.delete_notify_sink(sink_id):
+        raise ConfigError(f"no sink with id {sink_id}")
+    click.echo(f"removed sink {sink_id}")
+
+
+@notify_group.command("background")
+@click.argument("action", type=click.Choice(["enable", "disable", "status"]))
+@click.option(
+    "--every",
+    type=DURATION,
+    default="3h",
+    show_default=True,
+    help="Interval of the background work.",
+)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_background(ctx: Context, action: str, every: float, as_json: bool) -> None:
+    """Enable or disable the background layer (the periodic work NOTIFICATION_REFRESH_TASK)."""
+    store: Store = ctx.store
+    if action == "enable":
+        info = notify.enable_background(store, every=dt.timedelta(seconds=every))
+        data: dict[str, Any] = {"enabled": True, **info.to_json()}
+    elif action == "disable":
+        data = {"enabled": False, "cancelled": notify.disable_background(store)}
+    else:
+        found = notify.background_work(store)
+        data = {"enabled": found is not None, **(found.to_json() if found else {})}
+    if as_json:
+        echo_json(data)
+        return
+    if not data["enabled"]:
+        click.echo("background layer disabled" + (" (cancelled)" if data.get("cancelled") else ""))
+    else:
+        click.echo(f"background layer enabled: {notify.NOTIFICATION_REFRESH_TASK} every "
+                   f"{data['interval']:.0f}s, next run {data['next_run_at']}")  # fmt: skip
+
+
+@notify_group.command("config")
+@click.option("--window", type=DURATION, help="How far ahead to schedule (default 2d).")
+@click.option("--capacity", type=int, help="Keep at most this many pending (0: no limit).")
+@click.option(
+    "--grace", type=DURATION, help="Deliver late within this (default 1h), else record missed."
+)
+@click.option(
+    "--send-lease",
+    type=DURATION,
+    help="A send unrecorded this long is presumed crashed (default 2m).",
+)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_config(
+    ctx: Context, window: float | None, capacity: int | None, grace: float | None,
+    send_lease: float | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Show or change the window, capacity, grace period and send lease."""
+    cfg = notify.NotifyConfig.load(ctx.store)
+    if any(v is not None for v in (window, capacity, grace, send_lease)):
+        cfg = notify.NotifyConfig(
+            window=dt.timedelta(seconds=window) if window is not None else cfg.window,
+            capacity=(capacity or None) if capacity is not None else cfg.capacity,
+            grace=dt.timedelta(seconds=grace) if grace is not None else cfg.grace,
+            send_lease=dt.timedelta(seconds=send_lease)
+            if send_lease is not None
+            else cfg.send_lease,
+        )
+        cfg.save(ctx.store)
+        notify.refresh(ctx.store, "manual")
+    if as_json:
+        echo_json(cfg.to_json())
+        return
+    click.echo(
+        f"window {cfg.window}, capacity {cfg.capacity or 'none'}, grace {cfg.grace}, "
+        f"send lease {cfg.send_lease}"
+    )
