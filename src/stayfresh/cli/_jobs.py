@@ -129,8 +129,6 @@ def print_status(data: dict[str, Any]) -> None:
             f"{a['jit_refreshes']} on use, {a['background_refreshes']} background, "
             f"{a['failures']} failed",
         )
-    if not data["accounts"]:
-        accounts.add_row("(none: `stayfresh account add` or `stayfresh login`)", "", "", "", "")
     works = Table("work", "state", "every", "next run", "last run", "last outcome", title="Works")
     for w in data["works"]:
         outcome = w["last_outcome"] or "-"
@@ -144,13 +142,16 @@ def print_status(data: dict[str, Any]) -> None:
             _when(w["last_run_at"], now),
             outcome,
         )
-    if not data["works"]:
-        works.add_row("(none)", "", "", "", "", "")
     settings_table = Table("setting", "value", title="Settings")
     for key, value in data["settings"].items():
         settings_table.add_row(key, value + ("" if data["settings_default"][key] else " (set)"))
-    for table in (accounts, works, settings_table):
-        console.print(table)
+    console.print(
+        accounts
+        if data["accounts"]
+        else "no accounts (add one with `stayfresh account add` or `stayfresh login`)"
+    )
+    console.print(works if data["works"] else "no works scheduled")
+    console.print(settings_table)
 
 
 @cli.command("status")
