@@ -1,0 +1,330 @@
+"""Library sources: where an account's library comes from, one page at a time.
+
+A source builds the request for a page and reads the answer; it does no I/O
+and never sees a token store — the sync loop (:mod:`._library`) sends the
+request with headers from the keeper, retries, and commits. That keeps the
+one path to tokens in one place and makes a source easy to write and test.
+
+Two sources ship: the Audible library API, and a generic JSON source that
+people with other APIs configure per account (URL template, items path, page
+or cursor parameter) without writing code. More can be added with
+:func:`register_source` or the ``stayfresh.library_sources`` entry point.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import ConfigError, StayfreshError
+from ..tokens import AMAZON_LOCALES, Account
+from ..tokens._providers import check_endpoint
+
+#: Audible serves at most this many items per page
+AUDIBLE_MAX_PAGE = 1000
+AUDIBLE_RESPONSE_GROUPS = "contributors,media,product_attrs,product_desc,product_details"
+
+
+class LibraryError(StayfreshError):
+    """The library API refused a request or answered something unusable (not retried)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Position:
+    """Where a page is: its 1-based number, and the cursor to send (cursor mode)."""
+
+    page: int
+    cursor: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PageRequest:
+    """One HTTP request for a page; ``headers`` carry the access token."""
+
+    method: str
+    url: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+    def __repr__(self) -> str:  # headers hold the token
+        return f"PageRequest({self.method} {self.url}, params={self.params!r})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Page:
+    """A page as the source read it. ``next`` is None on the last page."""
+
+    items: list[Mapping[str, Any]]
+    total_items: int | None
+    total_pages: int | None
+    next: Position | None
+
+
+class LibrarySource(abc.ABC):
+    """Builds page requests and reads pages for one account."""
+
+    #: the registered name ("audible", "json")
+    name: str = ""
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """What a stored cursor is valid for; a sync whose source changed restarts."""
+
+    def first(self) -> Position:
+        return Position(page=1)
+
+    @abc.abstractmethod
+    def page_request(self, position: Position, auth: Mapping[str, str]) -> PageRequest:
+        """The request for the page at ``position``, authenticated by ``auth`` headers."""
+
+    @abc.abstractmethod
+    def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
+        """Read a 2xx answer. Raise ValueError for a body that is not what was expected.
+
+        ``headers`` have lower-case names.
+        """
+
+    @abc.abstractmethod
+    def describe_item(self, item: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        """(item id, title, authors) of one item; raise ValueError without an id."""
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"the answer is not JSON: {exc}") from None
+
+
+def dig(data: Any, path: str) -> Any:
+    """``data`` at a dotted ``path`` ("" is ``data`` itself); None when a step is missing."""
+    for step in path.split(".") if path else ():
+        if isinstance(data, Mapping):
+            data = data.get(step)
+        elif isinstance(data, list) and step.isdigit() and int(step) < len(data):
+            data = data[int(step)]
+        else:
+            return None
+    return data
+
+
+def join_names(value: Any) -> str | None:
+    """Authors as one string: a string, or a list of strings or ``{"name": …}`` objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        names = [v.get("name") if isinstance(v, Mapping) else v for v in value]
+        return ", ".join(str(n) for n in names if n) or None
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+class AudibleSource(LibrarySource):
+    """``GET {api}/1.0/library?num_results=&page=&response_groups=``.
+
+    The API base is ``https://api.audible.<tld>`` for the account's locale, or
+    the account's ``api_url`` (local servers, tests). The total comes from the
+    ``total-count`` header; the last page is the one that reaches it (or a
+    short page when the header is missing).
+    """
+
+    name = "audible"
+
+    def __init__(self, account: Account) -> None:
+        cfg = account.config
+        self.base = api_base(account)
+        self.page_size = int(cfg.get("library_page_size") or AUDIBLE_MAX_PAGE)
+        if not 1 <= self.page_size <= AUDIBLE_MAX_PAGE:
+            raise ConfigError(f"library_page_size must be 1..{AUDIBLE_MAX_PAGE}")
+        self.response_groups = str(cfg.get("response_groups") or AUDIBLE_RESPONSE_GROUPS)
+
+    @property
+    def identity(self) -> str:
+        return f"audible {self.base}/1.0/library num_results={self.page_size}"
+
+    def page_request(self, position: Position, auth: Mapping[str, str]) -> PageRequest:
+        return PageRequest(
+            method="GET",
+            url=f"{self.base}/1.0/library",
+            params={
+                "num_results": str(self.page_size),
+                "page": str(position.page),
+                "response_groups": self.response_groups,
+            },
+            headers={"Accept": "application/json", **auth},
+        )
+
+    def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
+        data = _json(body)
+        items = data.get("items") if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            raise ValueError("the library answer has no items list")
+        total = _int_or_none(headers.get("total-count"))
+        pages = math.ceil(total / self.page_size) if total is not None else None
+        if pages is not None:
+            last = position.page >= pages or not items
+        else:
+            last = len(items) < self.page_size
+        return Page(
+            items=items,
+            total_items=total,
+            total_pages=pages,
+            next=None if last else Position(page=position.page + 1),
+        )
+
+    def describe_item(self, item: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        asin = item.get("asin")
+        if not isinstance(asin, str) or not asin:
+            raise ValueError("a library item without an asin")
+        title = item.get("title")
+        return asin, title if isinstance(title, str) else None, join_names(item.get("authors"))
+
+
+def api_base(account: Account) -> str:
+    """The Audible API base of ``account``: its ``api_url``, or the locale's host."""
+    override = account.config.get("api_url")
+    if override:
+        return check_endpoint(str(override)).rstrip("/")
+    tld = AMAZON_LOCALES.get(str(account.config.get("locale") or "us"), "com")
+    return f"https://api.audible.{tld}"
+
+
+class JsonSource(LibrarySource):
+    """Any JSON API, configured in the account's ``library`` settings.
+
+    ``url`` is a template: ``{page}``, ``{page_size}`` and ``{cursor}`` are
+    replaced (URL-encoded); without them, ``page_param`` / ``cursor_param``
+    are added as query parameters. ``items`` is the dotted path of the item
+    list in the answer (``""`` when the answer is the list). In page mode the
+    last page is a short or empty one (or the one reaching ``total_path`` /
+    ``total_header``); in cursor mode it is the one without a next cursor at
+    ``cursor_path``.
+    """
+
+    name = "json"
+
+    def __init__(self, account: Account) -> None:
+        cfg = account.config.get("library")
+        if not isinstance(cfg, Mapping) or not cfg.get("url"):
+            raise ConfigError(
+                f"account {account.name!r} has no library source: "
+                f"run `stayfresh library configure {account.name} --url …`"
+            )
+        self.url = str(cfg["url"])
+        check_endpoint(self.url.split("?", 1)[0].replace("{", "").replace("}", ""))
+        self.mode = str(cfg.get("mode") or "page")
+        if self.mode not in ("page", "cursor"):
+            raise ConfigError("library mode must be page or cursor")
+        self.items_path = str(cfg.get("items", "items"))
+        self.id_path = str(cfg.get("id") or "id")
+        self.title_path = str(cfg.get("title") or "title")
+        self.authors_path = str(cfg.get("authors") or "authors")
+        self.page_size = int(cfg.get("page_size") or 100)
+        self.first_page = int(cfg.get("first_page", 1))
+        self.page_param = str(cfg.get("page_param") or "page")
+        self.page_size_param = cfg.get("page_size_param")
+        self.cursor_param = str(cfg.get("cursor_param") or "cursor")
+        self.cursor_path = str(cfg.get("cursor_path") or "next_cursor")
+        self.total_path = cfg.get("total_path")
+        self.total_header = cfg.get("total_header")
+
+    @property
+    def identity(self) -> str:
+        return f"json {self.mode} {self.url} items={self.items_path} size={self.page_size}"
+
+    def page_request(self, position: Position, auth: Mapping[str, str]) -> PageRequest:
+        number = self.first_page + position.page - 1
+        values = {
+            "page": str(number),
+            "page_size": str(self.page_size),
+            "cursor": position.cursor or "",
+        }
+        url = self.url
+        for key, value in values.items():
+            url = url.replace("{" + key + "}", quote(value, safe=""))
+        params: dict[str, str] = {}
+        if self.mode == "page" and "{page}" not in self.url:
+            params[self.page_param] = str(number)
+        if self.mode == "cursor" and "{cursor}" not in self.url and position.cursor:
+            params[self.cursor_param] = position.cursor
+        if self.page_size_param and "{page_size}" not in self.url:
+            params[str(self.page_size_param)] = str(self.page_size)
+        return PageRequest(
+            method="GET", url=url, params=params, headers={"Accept": "application/json", **auth}
+        )
+
+    def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
+        data = _json(body)
+        items = dig(data, self.items_path)
+        if not isinstance(items, list):
+            raise LibraryError(f"no item list at {self.items_path or '(the answer)'!r}")
+        total = None
+        if self.total_path:
+            total = _int_or_none(dig(data, str(self.total_path)))
+        elif self.total_header:
+            total = _int_or_none(headers.get(str(self.total_header).lower()))
+        pages = math.ceil(total / self.page_size) if total is not None else None
+        following: Position | None
+        if self.mode == "cursor":
+            cursor = dig(data, self.cursor_path)
+            done = not items or cursor in (None, "") or cursor == position.cursor
+            following = None if done else Position(page=position.page + 1, cursor=str(cursor))
+        else:
+            done = not items or len(items) < self.page_size
+            if pages is not None:
+                done = done or position.page >= pages
+            following = None if done else Position(page=position.page + 1)
+        return Page(items=items, total_items=total, total_pages=pages, next=following)
+
+    def describe_item(self, item: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        found = dig(item, self.id_path)
+        if found is None or found == "":
+            raise ValueError(f"a library item without {self.id_path!r}")
+        title = dig(item, self.title_path)
+        return (
+            str(found),
+            None if title is None else str(title),
+            join_names(dig(item, self.authors_path)),
+        )
+
+
+SourceFactory = Callable[[Account], LibrarySource]
+_sources: dict[str, SourceFactory] = {"audible": AudibleSource, "json": JsonSource}
+
+
+def register_source(name: str, factory: SourceFactory) -> None:
+    """Make a source available as ``library_source = name`` in account settings."""
+    _sources[name] = factory
+
+
+def source_for(account: Account) -> LibrarySource:
+    """The account's source: ``library_source`` if set, else Audible for Amazon accounts.
+
+    Accounts of other providers use the JSON source once it is configured.
+    """
+    name = account.config.get("library_source") or (
+        "audible" if account.provider == "amazon" else "json"
+    )
+    factory = _sources.get(str(name))
+    if factory is None:
+        for ep in entry_points(group="stayfresh.library_sources"):
+            if ep.name == name:
+                factory = ep.load()
+                _sources[str(name)] = factory
+                break
+    if factory is None:
+        raise ConfigError(f"unknown library source {name!r} (one of {', '.join(sorted(_sources))})")
+    return factory(account)
