@@ -15,9 +15,8 @@ import click
 
 from ..errors import ConfigError
 from ..jobs import on_account_ready
-from ..tokens import AMAZON_LOCALES, describe
+from ..tokens import AMAZON_LOCALES, DevicePrompt, NewAccount, describe, login_browser, login_device
 from ..tokens._import import import_account, read_import_file
-from ..tokens._login import DevicePrompt, NewAccount, login_browser, login_device
 from ._accounts import account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._secrets import read_secret, secret_options

@@ -9,7 +9,8 @@ from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
 from ._flow import effective_threshold, refresh_deadline
 from ._import import ImportedAccount, import_account, parse_account_json, read_import_file
 from ._keeper import BACKGROUND_THRESHOLD, DEFAULT_THRESHOLD, Keeper
-from ._login import DevicePrompt, NewAccount, login_browser, login_device
+from ._login import NewAccount, login_browser
+from ._login_device import DevicePrompt, login_device
 from ._model import Account, TokenResult, TokenSet
 from ._providers import (
     AMAZON_LOCALES,
