@@ -184,9 +184,12 @@ class LibrarySync:
             fetched, retries, forced = fetched + 1, retries + tries, forced + refreshed
             if resumed is not None and fetched == 1 and _total_changed(cursor, page):
                 log.info("%s: library total changed since page 1; restarting the sync", name)
+                # a new sync id: only items seen from page 1 on count as present
+                first = source.first()
                 cursor = dataclasses.replace(
-                    cursor, next_page=1, cursor=None, pages=0, items_seen=0
-                )
+                    cursor, sync_id=uuid.uuid4().hex, next_page=first.page, cursor=first.cursor,
+                    pages=0, items_seen=0, total_items=None, total_pages=None,
+                )  # fmt: skip
                 position, resumed = source.first(), None
                 continue
             cursor = self._commit(source, cursor, position, page)
@@ -264,9 +267,9 @@ class LibrarySync:
             request = source.page_request(position, provider.auth_headers(tokens))
             wait: float | None = None
             try:
-                response = self._client_().request(
-                    request.method, request.url, params=request.params, headers=request.headers
-                )
+                # merged by hand: httpx2 replaces a URL's own query with ``params``
+                url = httpx2.URL(request.url).copy_merge_params(request.params)
+                response = self._client_().request(request.method, url, headers=request.headers)
                 body = response.read()
             except httpx2.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"

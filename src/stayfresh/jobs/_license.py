@@ -1,0 +1,98 @@
+"""Content licenses: where an item's file is and what must be kept beside it.
+
+Pure reading of what the APIs answer, apart from the I/O in
+:mod:`._download`. Audible answers ``licenserequest`` with a signed CDN URL,
+the file size and the voucher needed to play an ``.aaxc``; the generic JSON
+source has no license call, only a ``download_url`` template.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx2
+
+from ..errors import ConfigError
+from ..tokens import Account
+from ._sources import LibraryError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContentLicense:
+    """Where an item's file is, how big it is, and what to keep beside it."""
+
+    item_id: str
+    url: str
+    size: int | None
+    filename: str
+    #: send the account's token with the file request (same host as the API)
+    authenticated: bool = False
+    #: the license answer, saved as ``<file>.voucher`` (Audible: the key to play it)
+    voucher: bytes | None = None
+
+    def __repr__(self) -> str:  # the URL is signed and the voucher holds keys
+        return f"ContentLicense(item_id={self.item_id!r}, size={self.size}, filename={self.filename!r})"
+
+
+def json_license(account: Account, item_id: str) -> ContentLicense:
+    """The generic source's file: ``download_url`` with ``{item_id}``; no license call.
+
+    The account's token goes along only when the file is on the library API's host.
+    """
+    cfg = account.config.get("library")
+    template = cfg.get("download_url") if isinstance(cfg, Mapping) else None
+    if not template:
+        raise ConfigError(
+            f"account {account.name!r} has no download URL: "
+            f"`stayfresh library configure {account.name} --download-url …`"
+        )
+    url = str(template).replace("{item_id}", quote(item_id, safe=""))
+    library = urlsplit(str(cfg.get("url", "")) if isinstance(cfg, Mapping) else "")
+    same_host = urlsplit(url).netloc == library.netloc
+    suffix = Path(urlsplit(url).path).suffix or ".bin"
+    return ContentLicense(
+        item_id=item_id, url=url, size=None, filename=_safe(item_id) + suffix,
+        authenticated=same_host,
+    )  # fmt: skip
+
+
+def audible_license(asin: str, body: bytes) -> ContentLicense:
+    """Read Audible's ``licenserequest`` answer (the whole answer is kept as the voucher)."""
+    try:
+        data = json.loads(body)
+        lic = data["content_license"]
+        status = lic.get("status_code")
+        if status != "Granted":
+            raise LibraryError(f"license for {asin} not granted: {status} {lic.get('message', '')}")
+        meta = lic["content_metadata"]
+        url = str(meta["content_url"]["offline_url"])
+        size = meta.get("content_reference", {}).get("content_size_in_bytes")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LibraryError(f"unreadable license answer for {asin}: {exc!r}") from None
+    suffix = ".mp3" if lic.get("drm_type") == "Mpeg" else ".aaxc"
+    return ContentLicense(
+        item_id=asin, url=url, size=int(size) if size is not None else None,
+        filename=_safe(asin) + suffix, voucher=body,
+    )  # fmt: skip
+
+
+def announced_total(headers: httpx2.Headers, status: int) -> int | None:
+    """The whole file's size from ``Content-Range`` (206/416) or ``Content-Length`` (200)."""
+    content_range = headers.get("content-range", "")
+    if "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        return int(total) if total.isdigit() else None
+    length = headers.get("content-length")
+    if status == 200 and length and length.isdigit():
+        return int(length)
+    return None
+
+
+def _safe(name: str) -> str:
+    """A file name from an item id: no separators, no leading dot."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.@+" else "_" for c in name).lstrip(".")
+    return cleaned or "item"
