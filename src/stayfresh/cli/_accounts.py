@@ -62,6 +62,9 @@ def account() -> None:
     type=click.Choice(sorted(AMAZON_LOCALES)),
     help="Amazon marketplace (amazon provider).",
 )
+@click.option(
+    "--api-url", metavar="URL", help="API base (overrides the provider's; local servers, tests)."
+)
 @click.option("--expires-at", "expires_at", metavar="WHEN", help="Expiry of the access token.")
 @secret_options("client-secret", "client secret")
 @secret_options("refresh-token", "refresh token")
@@ -80,7 +83,7 @@ def account_add(ctx: Context, /, name: str, provider: str, as_json: bool, **opts
     serial = read_secret("device serial", opts["device_serial_env"], opts["device_serial_file"])
     config: dict[str, Any] = {
         key: opts[key]
-        for key in ("token_url", "issuer", "client_id", "auth_method", "scope", "locale")
+        for key in ("token_url", "issuer", "client_id", "auth_method", "scope", "locale", "api_url")
         if opts.get(key)
     }
     if secret:

@@ -1,0 +1,261 @@
+"""``stayfresh sync``, ``library list|configure`` and ``download``.
+
+``sync`` runs a library sync in this process with a progress bar (the
+daemon's periodic work does the same in the background; both skip when the
+other is running). ``download`` enqueues the durable download work and, unless
+``--background``, runs it here at once; if a daemon claimed it first, the
+command follows its progress instead. Progress goes to stderr, results to
+stdout (``--json`` for scripts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from ..errors import AccountNotFound, ConfigError
+from ..jobs import (
+    JsonSource,
+    LibraryError,
+    LibrarySync,
+    SyncProgress,
+    enqueue_download,
+    run_work_inline,
+)
+from ..jobs._lifecycle import download_work_name
+from ..tokens import Account, Keeper, set_default_keeper
+from ..work import WorkInfo, WorkManager, WorkState
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+
+_err = Console(stderr=True)
+
+
+@cli.command("sync")
+@click.argument("name")
+@json_option
+@handle_errors
+@pass_ctx
+def sync(ctx: Context, name: str, as_json: bool) -> None:
+    """Sync account NAME's library now, with a progress bar; print the stats."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=_err,
+        disable=not _err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"sync {name}", total=None, note="")
+
+        def show(p: SyncProgress) -> None:
+            bar.update(task, completed=p.items, total=p.total_items, note=p.message)
+
+        with Keeper(ctx.store) as keeper:
+            syncer = LibrarySync(keeper, on_progress=show)
+            try:
+                stats = syncer.run(name)
+            finally:
+                syncer.close()
+    if as_json:
+        echo_json(stats.to_json())
+        return
+    resumed = f", resumed at page {stats.resumed_from_page}" if stats.resumed_from_page else ""
+    click.echo(
+        f"synced {name}: {stats.items_seen} items in {stats.pages} pages "
+        f"({stats.added} added, {stats.updated} updated, {stats.removed} removed) "
+        f"in {stats.duration:.1f} s{resumed}"
+    )
+
+
+@cli.group()
+def library() -> None:
+    """Look at synced libraries and configure where they come from."""
+
+
+@library.command("list")
+@click.argument("name")
+@click.option(
+    "--search", metavar="TEXT", help="Only items whose title, authors or id contain TEXT."
+)
+@click.option("--removed", is_flag=True, help="Include items no longer in the source.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="At most N items (0: all).")
+@json_option
+@handle_errors
+@pass_ctx
+def library_list(
+    ctx: Context, name: str, search: str | None, removed: bool, limit: int, as_json: bool
+) -> None:
+    """List account NAME's library (synced items, by title)."""
+    rows = ctx.store.list_library(name, search=search, include_removed=removed, limit=limit or None)
+    if not rows and ctx.store.get_account(name) is None and not ctx.store.count_library(name):
+        raise AccountNotFound(f"no account named {name!r}")
+    if as_json:
+        echo_json(
+            [
+                {
+                    "item_id": r.item_id, "title": r.title, "authors": r.authors,
+                    "removed_at": _iso(r.removed_at), "first_seen_at": _iso(r.first_seen_at),
+                    "updated_at": _iso(r.updated_at), "download_path": r.download_path,
+                    "data": json.loads(r.data),
+                }
+                for r in rows
+            ]
+        )  # fmt: skip
+        return
+    if not rows:
+        click.echo(
+            "no items"
+            + (f" matching {search!r}" if search else "")
+            + f" (try `stayfresh sync {name}`)"
+        )
+        return
+    table = Table("id", "title", "authors", "status")
+    for r in rows:
+        status = "removed" if r.removed_at else ("downloaded" if r.download_path else "")
+        table.add_row(r.item_id, r.title or "", r.authors or "", status)
+    Console(width=max(100, Console().width)).print(table)
+    click.echo(f"{len(rows)} item(s)")
+
+
+@library.command("configure")
+@click.argument("name")
+@click.option("--url", required=True, help="Page URL; may contain {page}, {page_size}, {cursor}.")
+@click.option("--items", "items_path", default="items", show_default=True,
+              help="Dotted path of the item list in the answer ('' for a bare list).")  # fmt: skip
+@click.option("--mode", type=click.Choice(["page", "cursor"]), default="page", show_default=True)
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--title-field", default="title", show_default=True)
+@click.option("--authors-field", default="authors", show_default=True)
+@click.option("--page-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--page-param", default="page", show_default=True)
+@click.option("--page-size-param", default=None, help="Query parameter for the page size.")
+@click.option("--first-page", type=int, default=1, show_default=True)
+@click.option("--cursor-param", default="cursor", show_default=True)
+@click.option("--cursor-path", default="next_cursor", show_default=True,
+              help="Dotted path of the next cursor in the answer.")  # fmt: skip
+@click.option("--total-path", default=None, help="Dotted path of the total item count.")
+@click.option("--total-header", default=None, help="Response header with the total count.")
+@click.option("--download-url", default=None, help="File URL template with {item_id}.")
+@json_option
+@handle_errors
+@pass_ctx
+def library_configure(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
+    """Sync account NAME's library from any JSON API (the generic source)."""
+    row = ctx.store.get_account(name)
+    if row is None:
+        raise AccountNotFound(f"no account named {name!r}")
+    keys = {"items_path": "items", "id_field": "id", "title_field": "title",
+            "authors_field": "authors"}  # fmt: skip
+    settings = {keys.get(k, k): v for k, v in opts.items() if v is not None}
+    config = {**row.config, "library_source": "json", "library": settings}
+    JsonSource(dataclasses.replace(Account.from_row(row), config=config))  # validates
+    ctx.store.update_config(name, config)
+    if as_json:
+        echo_json(settings)
+    else:
+        click.echo(f"{name}: library from {settings['url']} ({settings['mode']} mode)")
+
+
+@cli.command("download")
+@click.argument("name")
+@click.argument("item_id")
+@click.option("--dest", type=click.Path(file_okay=False), default=".", show_default=True,
+              envvar="STAYFRESH_DOWNLOAD_DIR", show_envvar=True, help="Folder to save into.")  # fmt: skip
+@click.option("--background", is_flag=True, help="Only enqueue; the daemon downloads it.")
+@json_option
+@handle_errors
+@pass_ctx
+def download(
+    ctx: Context, name: str, item_id: str, dest: str, background: bool, as_json: bool
+) -> None:
+    """Download ITEM_ID of account NAME as delivered (no DRM removal), resumably."""
+    if ctx.store.get_account(name) is None:
+        raise AccountNotFound(f"no account named {name!r}")
+    folder = Path(dest).expanduser().absolute()
+    manager = WorkManager(ctx.store)
+    work_id = enqueue_download(manager, name, item_id, folder)
+    if background:
+        _report({"work": download_work_name(name, item_id), "id": work_id, "state": "ENQUEUED"},
+                as_json, f"enqueued download of {item_id} into {folder}")  # fmt: skip
+        return
+    # the worker finds its keeper through the default one until the engine
+    # hands workers the runner's store
+    set_default_keeper(Keeper(ctx.store))
+    with Progress(
+        TextColumn(f"[bold]{item_id}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeElapsedColumn(), console=_err, disable=not _err.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("download", total=None)
+
+        def show(p: Any) -> None:
+            bar.update(task, completed=p.get("bytes") or 0, total=p.get("total"))
+
+        info = run_work_inline(ctx.store, work_id, on_progress=show)
+        if info is None:  # a daemon got there first: follow it
+            info = _follow(manager, work_id, show)
+    _finish_download(info, as_json)
+
+
+def _follow(manager: WorkManager, work_id: str, show: Any) -> WorkInfo:
+    """Watch another runner's run of ``work_id`` until it ends or is rescheduled."""
+    seen_running = False
+    while True:
+        info = manager.get(work_id)
+        if info is None:
+            raise ConfigError(f"work {work_id} disappeared")
+        if info.progress:
+            show(info.progress)
+        if info.state == WorkState.RUNNING:
+            seen_running = True
+        elif info.state.is_finished or (seen_running and info.state == WorkState.ENQUEUED):
+            return info
+        time.sleep(0.25)
+
+
+def _finish_download(info: WorkInfo, as_json: bool) -> None:
+    data = {"state": info.state.value, "output": dict(info.output or {}), "id": info.id}
+    if info.state == WorkState.SUCCEEDED:
+        out = info.output or {}
+        _report(data, as_json, f"saved {out.get('path')} ({out.get('size')} bytes)")
+        return
+    if info.state == WorkState.FAILED:
+        _report(data, as_json, None)
+        raise LibraryError(str((info.output or {}).get("error") or info.last_error or "failed"))
+    when = info.next_run_at.astimezone().strftime("%H:%M:%S") if info.next_run_at else "later"
+    _report(data, as_json, None)
+    click.echo(
+        f"download interrupted; the partial file is kept and the work retries at {when} "
+        "(run `stayfresh daemon`, or this command again)",
+        err=True,
+    )
+    sys.exit(4)
+
+
+def _report(data: dict[str, Any], as_json: bool, text: str | None) -> None:
+    if as_json:
+        echo_json(data)
+    elif text:
+        click.echo(text)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
