@@ -58,6 +58,7 @@ class FakeAudible:
         self.held = threading.Event()  # set when the held page was requested
         self.release = threading.Event()
         self.drop_downloads = 0  # content responses still to cut mid-file
+        self.license_size: int | None = None  # a wrong size to announce in licenses
         #: what was asked: ("token",), ("library", page, status), ("license", asin), ("content", asin, range)
         self.log: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
@@ -236,7 +237,7 @@ class FakeAudible:
                                 },
                                 "content_reference": {
                                     "content_format": "AAX_44_128",
-                                    "content_size_in_bytes": fake.file_size,
+                                    "content_size_in_bytes": fake.license_size or fake.file_size,
                                 },
                             },
                         }
