@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,13 +24,15 @@ from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from oidc_server import OIDCServer
 from stayfresh.jobs import (
     TOKEN_REFRESH_WORKER,
+    drop_keeper,
     on_account_ready,
     token_refresh_work_name,
+    use_keeper,
 )
 from stayfresh.store import Store
-from stayfresh.tokens import Keeper, TokenSet, add_account, replace_tokens, set_default_keeper
+from stayfresh.tokens import Keeper, TokenSet, add_account, replace_tokens
 from stayfresh.work import NullWaker, Runner, WorkInfo, WorkManager, WorkState
-from work_helpers import FakeClock
+from work_helpers import FakeClock, wait_for
 
 UTC = dt.UTC
 DAY = 86400.0
@@ -59,9 +66,9 @@ def engine(store: Store) -> Iterator[Engine]:
     # the keeper's clock must agree with the tokens add_oauth2 stores (real time)
     clock = FakeClock(start=dt.datetime.now(UTC).timestamp())
     eng = Engine(store, clock)
-    set_default_keeper(eng.keeper)  # the worker uses the process's keeper
+    use_keeper(eng.keeper)  # background works on this database use the test's keeper
     yield eng
-    set_default_keeper(None)
+    drop_keeper(eng.keeper)
     eng.keeper.close()
 
 
@@ -256,3 +263,42 @@ def test_recorded_requests_carry_the_refresh_grant(
     assert seen[0].form["grant_type"] == "refresh_token"
     row = engine.store.get_account("alice")
     assert row is not None and row.tokens.refresh_token == "rotated"
+
+
+def test_daemon_started_with_db_flag_refreshes_that_database(
+    db_path: Path, store: Store, token_server: FakeTokenServer, tmp_path: Path
+) -> None:
+    """An installed service runs ``stayfresh --db PATH daemon``: no STAYFRESH_DB, and the
+    default database (under the data home) is another, empty one. The worker must still
+    refresh the account of PATH."""
+    add_oauth2(store, "alice", token_server.token_url, expires_in=60)
+    token_server.handler = lambda seen: token_reply("from-daemon", expires_in=3600)
+    store.set_setting("constraints.network", "unmetered")  # whatever this machine has
+    on_account_ready(store, "alice", manager=WorkManager(store, waker=NullWaker()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAYFRESH_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "elsewhere")
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from stayfresh.cli import main; main()",
+             "--db", str(db_path), "-v", "daemon"],
+            env=env, stderr=err, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for(
+                lambda: bool(
+                    WorkManager(store, waker=NullWaker()).history(
+                        name=token_refresh_work_name("alice")
+                    )
+                ),
+                what="the daemon's first token check",
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    run = WorkManager(store, waker=NullWaker()).history(name=token_refresh_work_name("alice"))[0]
+    assert run.outcome == "success", log_path.read_text()
+    row = store.get_account("alice")
+    assert row is not None and row.tokens.access_token == "from-daemon"
+    assert store.refresh_metrics("alice").background_refreshes == 1
+    assert not (tmp_path / "elsewhere" / "stayfresh" / "stayfresh.db").exists()

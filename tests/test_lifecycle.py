@@ -105,7 +105,7 @@ def test_cli_login_arms_the_works_again_after_logout(
         if match:
             oidc_server.complete_device_login(match.group(1))
             break
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, seen + err
     assert states(store, token_refresh_work_name("corp")) == [WorkState.ENQUEUED]
 

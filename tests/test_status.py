@@ -9,7 +9,6 @@ from conftest import add_oauth2, run_cli
 from fake_token_server import FakeTokenServer, Reply
 from stayfresh.jobs import collect_status, on_account_ready, save_setting
 from stayfresh.store import Store
-from stayfresh.tokens import Keeper, set_default_keeper
 from stayfresh.work import NullWaker, Runner, WorkManager
 
 
@@ -22,14 +21,8 @@ def _populate(store: Store, server: FakeTokenServer) -> None:
     for name in ("alice", "bob"):
         on_account_ready(store, name, manager=manager)
     server.handler = lambda seen: Reply(400, {"error": "invalid_grant"})
-    keeper = Keeper(store)
-    set_default_keeper(keeper)
-    try:
-        runner = Runner(store, listen=False, overrides={"network": "metered"})
-        assert runner.run_pending() == 2  # both token checks; the syncs wait for Wi-Fi
-    finally:
-        set_default_keeper(None)
-        keeper.close()
+    runner = Runner(store, listen=False, overrides={"network": "metered"})
+    assert runner.run_pending() == 2  # both token checks; the syncs wait for Wi-Fi
 
 
 def test_collect_status(store: Store, token_server: FakeTokenServer) -> None:

@@ -62,8 +62,10 @@ from ._status import collect_status
 from ._token_refresh import (
     TOKEN_REFRESH_THRESHOLD,
     TOKEN_REFRESH_WORKER,
+    drop_keeper,
     refresh_account,
     token_refresh_worker,
+    use_keeper,
 )
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "download_request",
     "download_work_name",
     "download_worker",
+    "drop_keeper",
     "enqueue_download",
     "library_sync_request",
     "library_sync_work_name",
@@ -114,5 +117,6 @@ __all__ = [
     "token_refresh_request",
     "token_refresh_work_name",
     "token_refresh_worker",
+    "use_keeper",
     "validate_setting",
 ]

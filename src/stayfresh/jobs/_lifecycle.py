@@ -40,7 +40,7 @@ from ..work import (
     min_interval,
 )
 from ._settings import Settings, load_settings
-from ._token_refresh import TOKEN_REFRESH_WORKER, forget_cached
+from ._token_refresh import TOKEN_REFRESH_WORKER, forget_cached, store_input
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +73,26 @@ def download_work_name(account: str, item_id: str) -> str:
     return f"download:{account}:{item_id}"
 
 
-def token_refresh_request(account: str, settings: Settings) -> WorkRequest:
-    """The periodic token refresh backup of ``account`` (it needs the network)."""
+def token_refresh_request(
+    account: str, settings: Settings, store: Store | None = None
+) -> WorkRequest:
+    """The periodic token refresh backup of ``account`` (it needs the network).
+
+    With ``store``, the input also names its database (see :func:`store_input`).
+    """
     return WorkRequest.periodic_every(
         TOKEN_REFRESH_WORKER,
         settings.token_refresh_interval,
-        input={"account": account},
+        input={"account": account, **(store_input(store) if store else {})},
         constraints=Constraints(network="connected"),
         backoff_delay=BACKOFF_SECONDS,
         tags=(account_tag(account), "token-refresh"),
     )
 
 
-def library_sync_request(account: str, settings: Settings) -> WorkRequest | None:
+def library_sync_request(
+    account: str, settings: Settings, store: Store | None = None
+) -> WorkRequest | None:
     """The periodic library sync of ``account``, or None when sync is manual."""
     interval = settings.sync_interval
     if interval is None:
@@ -93,7 +100,7 @@ def library_sync_request(account: str, settings: Settings) -> WorkRequest | None
     return WorkRequest.periodic_every(
         LIBRARY_SYNC_WORKER,
         interval,
-        input={"account": account},
+        input={"account": account, **(store_input(store) if store else {})},
         constraints=Constraints(network="unmetered" if settings.sync_wifi_only else "connected"),
         backoff_delay=BACKOFF_SECONDS,
         timeout=LIBRARY_SYNC_TIMEOUT,
@@ -186,9 +193,11 @@ def schedule_account_works(
     manager = manager or WorkManager(store)
     active = bool(row.tokens.refresh_token)
     refresh = (
-        token_refresh_request(name, settings) if active and settings.auto_token_refresh else None
+        token_refresh_request(name, settings, store)
+        if active and settings.auto_token_refresh
+        else None
     )
-    sync = library_sync_request(name, settings) if active else None
+    sync = library_sync_request(name, settings, store) if active else None
     return [
         ensure_periodic(manager, token_refresh_work_name(name), refresh),
         ensure_periodic(manager, library_sync_work_name(name), sync),

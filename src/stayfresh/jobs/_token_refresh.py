@@ -21,17 +21,25 @@ provider: a rejected refresh token will not start working by itself, so
 retrying it would only hammer the provider. A successful login makes the
 account ``ok`` again and the next period refreshes normally
 (:func:`~stayfresh.jobs.on_account_ready` also re-arms the work).
+
+Which database? The engine does not hand a worker its runner's store, so a
+work carries its SQLite path in its input (``db``) and the worker uses the
+keeper registered for that database (:func:`use_keeper`), or one of its own.
+Without that, ``stayfresh --db PATH daemon`` — how an installed service runs
+— would refresh against the default database instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
-from ..errors import AccountNotFound, ProviderError, ReauthRequired, TransientError
-from ..store import Store
+from ..errors import AccountNotFound, ConfigError, ProviderError, ReauthRequired, TransientError
+from ..store import Store, open_store
 from ..tokens import Account, Keeper, default_keeper, refresh_deadline
 from ..tokens._model import secret_prefix
 from ..work import Result, WorkerContext, register_worker
@@ -44,31 +52,107 @@ TOKEN_REFRESH_WORKER = "stayfresh.token-refresh"
 TOKEN_REFRESH_THRESHOLD = dt.timedelta(minutes=30)
 
 _keepers: dict[int, Keeper] = {}
+_keepers_by_db: dict[str, Keeper] = {}
+_stores: dict[tuple[int, str], Store] = {}
 _keepers_guard = threading.Lock()
 
 
-def keeper_for(store: Store | None) -> Keeper:
-    """The keeper that background workers use for ``store`` (one per store per process).
+def _db_key(store: Store) -> str | None:
+    path = getattr(store, "path", None)
+    return str(path) if isinstance(path, Path) else None
 
-    With no store known (the engine does not hand one to workers yet) this is
-    the process-wide default keeper, which applications choose with
-    :func:`stayfresh.tokens.set_default_keeper`. Two keepers on one store
-    never refresh twice: the store's lock and re-read make sure.
+
+def use_keeper(keeper: Keeper) -> None:
+    """Make background works on ``keeper.store``'s database use ``keeper``.
+
+    For applications that run the engine in-process with their own keeper
+    (a proxy, a CA bundle, a test clock): the worker then shares its cache,
+    single flight and HTTP client. Undo with :func:`drop_keeper`.
+    """
+    with _keepers_guard:
+        _keepers[id(keeper.store)] = keeper
+        key = _db_key(keeper.store)
+        if key is not None:
+            _keepers_by_db[key] = keeper
+
+
+def drop_keeper(keeper: Keeper) -> None:
+    """Stop using ``keeper`` for background works (the next work makes its own)."""
+    with _keepers_guard:
+        for store_id in [k for k, v in _keepers.items() if v is keeper]:
+            del _keepers[store_id]
+        for db in [k for k, v in _keepers_by_db.items() if v is keeper]:
+            del _keepers_by_db[db]
+
+
+def keeper_for(store: Store | None) -> Keeper:
+    """The keeper that background workers use for ``store`` (one per database per process).
+
+    The one registered with :func:`use_keeper` for that store or database
+    file, else a new one kept for the next works. With no store known, the
+    process-wide default keeper (:func:`stayfresh.tokens.set_default_keeper`).
+    Two keepers on one store never refresh twice: the store's lock and
+    re-read make sure.
     """
     if store is None:
         return default_keeper()
+    key = _db_key(store)
     with _keepers_guard:
         found = _keepers.get(id(store))
-        if found is None or found.store is not store:
-            found = _keepers[id(store)] = Keeper(store)
+        if found is not None and found.store is store:
+            return found
+        found = _keepers_by_db.get(key) if key is not None else None
+        if found is None:
+            found = Keeper(store)
+            if key is not None:
+                _keepers_by_db[key] = found
+        _keepers[id(store)] = found
+        return found
+
+
+def store_input(store: Store) -> dict[str, str]:
+    """The ``db`` input that tells a worker which database its work came from.
+
+    The engine does not hand workers their runner's store, and a daemon
+    started with ``--db PATH`` (as an installed service is) does not share
+    that path with the default keeper; so works carry the SQLite path.
+    Stores without a reopenable path (PostgreSQL's label has no password)
+    carry nothing and rely on the default keeper.
+    """
+    path = getattr(store, "path", None)
+    return {"db": str(path)} if isinstance(path, Path) else {}
+
+
+def work_keeper(ctx: WorkerContext) -> Keeper:
+    """The keeper for a running work: the runner's store, else the work's ``db``, else the default."""
+    store: Store | None = getattr(ctx, "store", None)
+    if store is None:
+        db = ctx.input.get("db")
+        if isinstance(db, str) and db:
+            with _keepers_guard:
+                registered = _keepers_by_db.get(str(Path(db).expanduser().absolute()))
+            if registered is not None:
+                return registered
+            store = _open_store(db)
+    return keeper_for(store)
+
+
+def _open_store(db: str) -> Store:
+    if not Path(db).is_file():
+        raise ConfigError(f"the database {db} of this work no longer exists")
+    key = (os.getpid(), db)
+    with _keepers_guard:
+        found = _stores.get(key)
+        if found is None:
+            found = _stores[key] = open_store(db)
         return found
 
 
 def forget_cached(name: str) -> None:
     """Drop what this process's background keepers remember of ``name`` (after logout)."""
     with _keepers_guard:
-        keepers = list(_keepers.values())
-    for keeper in keepers:
+        keepers = {id(k): k for k in [*_keepers.values(), *_keepers_by_db.values()]}
+    for keeper in keepers.values():
         keeper.forget(name)
 
 
@@ -186,5 +270,8 @@ def token_refresh_worker(ctx: WorkerContext) -> Result:
     name = ctx.input.get("account")
     if not isinstance(name, str) or not name:
         return Result.failure({"message": 'token refresh work needs input {"account": NAME}'})
-    store: Store | None = getattr(ctx, "store", None)
-    return refresh_account(keeper_for(store), name)
+    try:
+        keeper = work_keeper(ctx)
+    except ConfigError as exc:
+        return Result.failure({"account": name, "message": str(exc)})
+    return refresh_account(keeper, name)
