@@ -43,10 +43,18 @@ LATENCY_WINDOW = 200
 
 
 def _ensure_private_file(path: Path) -> None:
-    """Create the database file (and its folder) owner-only before SQLite opens it."""
+    """Create the database file (and its folder) owner-only before SQLite opens it.
+
+    An existing file is never opened here: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, so a second store opened
+    on the same database (a worker opening its own) would silently break the
+    locks of the first one's SQLite connections — another process could then
+    checkpoint and delete the WAL they still write to, losing their commits.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     if os.name == "posix":
         os.chmod(path, 0o600)
 
