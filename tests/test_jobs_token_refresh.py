@@ -302,3 +302,25 @@ def test_daemon_started_with_db_flag_refreshes_that_database(
     assert row is not None and row.tokens.access_token == "from-daemon"
     assert store.refresh_metrics("alice").background_refreshes == 1
     assert not (tmp_path / "elsewhere" / "stayfresh" / "stayfresh.db").exists()
+
+
+def test_the_user_is_notified_through_the_configured_sinks(
+    engine: Engine, token_server: FakeTokenServer
+) -> None:
+    """A real Apprise ``json://`` sink posts to a local HTTP endpoint, once."""
+    inbox = FakeTokenServer(lambda seen: Reply(200, {"ok": True})).start()
+    try:
+        host = inbox.url.removeprefix("http://")
+        engine.store.add_notify_sink(
+            "apprise", f"json://{host}/inbox", at_least_once=False, now=engine.clock.now
+        )
+        add_oauth2(engine.store, "alice", token_server.token_url, expires_in=-60)
+        token_server.handler = lambda seen: Reply(400, {"error": "invalid_grant"})
+        on_account_ready(engine.store, "alice", manager=engine.manager)
+        assert engine.run_due() == 1
+        assert [r.path for r in inbox.requests] == ["/inbox"]
+        engine.clock.advance(DAY)
+        assert engine.run_due() == 1  # still needs a login: no second notification
+        assert len(inbox.requests) == 1
+    finally:
+        inbox.stop()

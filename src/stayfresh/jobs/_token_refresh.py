@@ -13,7 +13,8 @@ Outcomes, as WorkManager's ``Result``:
   backoff (30 s, 1 m, 2 m …) applies;
 - re-authentication required: the keeper marks the account ``needs_login``;
   the run ends in failure whose ``message`` says ``run `stayfresh login
-  NAME```, and the user is told (WARNING log — see :func:`_tell_user`).
+  NAME```, and the user is told (a WARNING log line and the notification
+  sinks of :mod:`stayfresh.notify`, e.g. an Apprise URL).
 
 While the account stays ``needs_login`` the periodic work keeps its cadence
 but each run fails at once with the same message, *without* contacting the
@@ -173,13 +174,24 @@ def login_hint(name: str) -> str:
     return f"run `stayfresh login {name}` to sign in again"
 
 
-def _tell_user(name: str, message: str) -> None:
-    """Tell the user that ``name`` needs a login.
+def _tell_user(store: Store, name: str, message: str) -> None:
+    """Tell the user that ``name`` needs a login: a WARNING, and every notification sink.
 
-    The notification sinks of :mod:`stayfresh.notify` are not available to
-    jobs yet, so this is a WARNING log line (the daemon's stderr / journal).
+    Sent once, when the refresh token is first rejected (later runs of the
+    work fail quietly until a login). A sink that fails is logged, never
+    fatal: the work's recorded failure still says what to do.
     """
     log.warning("%s: %s", name, message)
+    from ..notify import SinkError, sink_for  # jobs -> notify; only needed on this path
+
+    for row in store.list_notify_sinks():
+        sink = sink_for(row)
+        if row.kind == "log":
+            continue  # the WARNING above is that line already
+        try:
+            sink.send(f"stayfresh: {name} needs a new login", message)
+        except SinkError as exc:
+            log.warning("could not notify through %s: %s", sink, exc)
 
 
 def _hours(seconds: float) -> str:
@@ -223,7 +235,7 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
     except ReauthRequired:
         after = _load(keeper.store, name)
         failed = _needs_login(name, after)
-        _tell_user(name, str((failed.output or {})["message"]))
+        _tell_user(keeper.store, name, str((failed.output or {})["message"]))
         return failed
     except TransientError as exc:
         log.warning("%s: token refresh failed, will retry with backoff: %s", name, exc)
@@ -258,7 +270,7 @@ def _after_quiet_failure(keeper: Keeper, name: str) -> Result:
     account = _load(keeper.store, name)
     if account.needs_login:
         failed = _needs_login(name, account)
-        _tell_user(name, str((failed.output or {})["message"]))
+        _tell_user(keeper.store, name, str((failed.output or {})["message"]))
         return failed
     log.warning("%s: token refresh failed (current token still usable); will retry", name)
     return Result.retry()
