@@ -97,13 +97,21 @@ def default_db_path() -> Path:
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:
-    """Open (and migrate) the store at ``location``: a file path or ``sqlite:///path``.
+    """Open (and migrate) the store at ``location``: a file path, ``sqlite:///path``
+    or ``postgresql://user@host/db`` (needs ``pip install 'stayfresh[postgres]'``).
 
     ``None`` means ``STAYFRESH_DB`` or the platform default.
     """
     target = str(location) if location is not None else str(default_db_path())
     if target.startswith(("postgresql://", "postgres://")):
-        raise StoreError("the PostgreSQL backend is not available in this version of stayfresh")
+        try:  # imported only here: psycopg is an optional extra
+            from ._postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL needs psycopg: pip install 'stayfresh[postgres]'"
+                f" ({exc.name or exc} is missing)"
+            ) from exc
+        return PostgresStore(target)
     if target.startswith("sqlite:///"):
         target = (
             target[len("sqlite:///") - 1 :] if target.startswith("sqlite:////") else target[10:]
