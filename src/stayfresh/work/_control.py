@@ -10,8 +10,8 @@ bytes and recomputes its schedule. A folder rather than one socket because
 several runner processes may share a database and each needs waking.
 
 The interface (:class:`Waker` for notifiers, :class:`WakeListener` for the
-runner, whose ``fileno`` joins the runner's selector) is what a PostgreSQL
-backend implements with LISTEN/NOTIFY on the listening connection's socket.
+runner, whose ``fileno`` joins the runner's selector) is implemented for
+PostgreSQL with LISTEN/NOTIFY in :mod:`._pg_wake`, which reaches other hosts.
 """
 
 from __future__ import annotations
@@ -164,12 +164,21 @@ def _unlink_quietly(path: str) -> None:
 
 
 def waker_for(store: object) -> Waker:
-    """The waker of a store: its control sockets for SQLite, nothing otherwise."""
+    """The waker of a store: NOTIFY for PostgreSQL, control sockets for SQLite, else nothing."""
+    if getattr(store, "wake_channel", None):
+        from ._pg_wake import PgWaker  # psycopg is an optional extra
+
+        return PgWaker(store)
     path = getattr(store, "path", None)
     return SocketWaker(path) if isinstance(path, Path) else NullWaker()
 
 
 def listener_for(store: object, runner_id: str) -> WakeListener | None:
     """The runner end for a store, or None when the store has no wake channel."""
+    channel = getattr(store, "wake_channel", None)
+    if channel:
+        from ._pg_wake import PgListener
+
+        return PgListener(str(getattr(store, "url")), str(channel), runner_id)  # noqa: B009
     path = getattr(store, "path", None)
     return SocketListener(path, runner_id) if isinstance(path, Path) else None
