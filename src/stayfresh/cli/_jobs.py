@@ -100,11 +100,12 @@ def logout_command(ctx: Context, name: str, as_json: bool) -> None:
 
 
 def _when(value: str | None, now: dt.datetime) -> str:
-    """An ISO time as "in 5 min" / "3 h ago", for people."""
+    """An ISO time as "in 5m30s" / "3h ago", for people: minutes once it is an hour away."""
     if value is None:
         return "-"
     seconds = (dt.datetime.fromisoformat(value) - now).total_seconds()
-    text = format_duration(abs(seconds)) if abs(seconds) >= 1 else "0s"
+    span = abs(seconds) if abs(seconds) < 3600 else round(abs(seconds) / 60) * 60
+    text = format_duration(span) if span >= 1 else "0s"
     return f"in {text}" if seconds > 0 else ("now" if text == "0s" else f"{text} ago")
 
 
