@@ -37,8 +37,9 @@ from ..store import NewRule, RuleRow
 log = logging.getLogger(__name__)
 
 UTC = dt.UTC
-#: wall-clock margin around a window when expanding in local time (covers any DST shift)
-_MARGIN = dt.timedelta(days=1)
+#: wall-clock margin at the edges of a window expanded in local time (a DST gap or overlap
+#: right at an edge; offset changes inside the window are added to it)
+_MARGIN = dt.timedelta(hours=3)
 _STEPS: dict[int, relativedelta] = {
     _rrule.YEARLY: relativedelta(years=1),
     _rrule.MONTHLY: relativedelta(months=1),
@@ -203,22 +204,87 @@ def make_rule(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule ready to expand: its zone resolved and its RRULE parsed once."""
+    """A rule ready to expand: its zone resolved, and either a fixed step or a parsed RRULE.
+
+    ``step``/``starts`` describe the common reminders (every n minutes,
+    hours, days or weeks; on some weekdays): their wall times are
+    ``start + k·step`` for each start, computed without building an rrule.
+    """
 
     row: RuleRow
     tz: ZoneInfo
     rule: _rrule.rrule | None
+    step: dt.timedelta | None = None
+    starts: tuple[dt.datetime, ...] = ()
+
+
+_SIMPLE_FREQ = {
+    "MINUTELY": _rrule.MINUTELY,
+    "HOURLY": _rrule.HOURLY,
+    "DAILY": _rrule.DAILY,
+    "WEEKLY": _rrule.WEEKLY,
+}
+
+
+_WEEKDAYS = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
+
+
+def _simple_series(
+    value: str, start: dt.datetime
+) -> tuple[dt.timedelta, tuple[dt.datetime, ...]] | None:
+    """The RRULE as arithmetic series of wall times, when it is one of the common shapes.
+
+    - FREQ=MINUTELY|HOURLY|DAILY|WEEKLY with INTERVAL and nothing else:
+      ``start + k·step``;
+    - FREQ=WEEKLY (or DAILY) with plain weekdays in BYDAY and INTERVAL=1: one
+      weekly series per weekday, from its first date on or after ``start``.
+
+    Anything else (COUNT, UNTIL, BYHOUR, BYSETPOS, ±n weekdays …) returns
+    None and goes through dateutil. The property tests compare both paths
+    with a brute-force expansion.
+    """
+    parts = dict(p.partition("=")[::2] for p in value.split(";") if p)
+    freq = parts.pop("FREQ", "")
+    parts.pop("WKST", None)
+    interval = parts.pop("INTERVAL", "1")
+    if freq not in _SIMPLE_FREQ or not interval.isdigit() or int(interval) < 1:
+        return None
+    if not parts:
+        return _FIXED[_SIMPLE_FREQ[freq]] * int(interval), (start,)
+    days = parts.pop("BYDAY", "").split(",")
+    if (
+        parts
+        or freq not in ("DAILY", "WEEKLY")
+        or interval != "1"
+        or not all(d in _WEEKDAYS for d in days)
+    ):
+        return None
+    firsts = sorted(
+        start + dt.timedelta(days=(_WEEKDAYS[d] - start.weekday()) % 7) for d in set(days)
+    )
+    return dt.timedelta(weeks=1), tuple(firsts)
 
 
 def compile_rule(row: RuleRow) -> CompiledRule:
-    """Resolve the zone and parse the RRULE of a stored rule."""
+    """Resolve the zone and parse the RRULE of a stored rule (parsed rules are cached)."""
     tzinfo = zone(row.tz)
     if row.rrule is None:
         return CompiledRule(row, tzinfo, None)
     assert row.dtstart is not None
-    parsed = _rrule.rrulestr(row.rrule, dtstart=dt.datetime.fromisoformat(row.dtstart))
+    series = _simple_series(
+        row.rrule, dt.datetime.fromisoformat(row.dtstart).replace(microsecond=0)
+    )
+    if series is not None:
+        return CompiledRule(row, tzinfo, None, *series)
+    return CompiledRule(row, tzinfo, _parse(row.rrule, row.dtstart))
+
+
+@lru_cache(maxsize=65536)
+def _parse(value: str, dtstart: str) -> _rrule.rrule:
+    """An rrule object is immutable once built: one per (RRULE, start) serves every reschedule."""
+    parsed = _rrule.rrulestr(value, dtstart=dt.datetime.fromisoformat(dtstart))
     assert isinstance(parsed, _rrule.rrule)
-    return CompiledRule(row, tzinfo, parsed)
+    return parsed
 
 
 def _skip_ahead(rule: _rrule.rrule, wall_lo: dt.datetime) -> _rrule.rrule:
@@ -245,17 +311,65 @@ def _skip_ahead(rule: _rrule.rrule, wall_lo: dt.datetime) -> _rrule.rrule:
     return rule.replace(dtstart=shifted)
 
 
-def occurrences(rule: CompiledRule, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-    """Every occurrence of ``rule`` in ``[start, end]`` (aware), as sorted distinct UTC datetimes."""
-    if rule.rule is None:
+def _steps(
+    wall: dt.datetime,
+    step: dt.timedelta,
+    until: dt.datetime | None,
+    wall_lo: dt.datetime,
+    wall_hi: dt.datetime,
+) -> list[dt.datetime]:
+    """``wall + k·step`` for k ≥ 0 inside ``[wall_lo, wall_hi]`` and not after ``until``."""
+    if wall < wall_lo:
+        wall += step * ((wall_lo - wall) // step)
+    found = []
+    while wall <= wall_hi and (until is None or wall <= until):
+        if wall >= wall_lo:
+            found.append(wall)
+        wall += step
+    return found
+
+
+def _walls(rule: _rrule.rrule, wall_lo: dt.datetime, wall_hi: dt.datetime) -> list[dt.datetime]:
+    """The rule's wall times in ``[wall_lo, wall_hi]``.
+
+    A rule with no BY parts and no COUNT at a fixed period (every n minutes,
+    hours, days or weeks) is ``start + k·period``: computed directly, the
+    common case of a reminder. Everything else goes through dateutil.
+    """
+    freq: int = rule._freq  # type: ignore[attr-defined]
+    if rule._count is None and not rule._original_rule and freq in _FIXED:  # type: ignore[attr-defined]
+        step = _FIXED[freq] * rule._interval  # type: ignore[attr-defined]
+        return _steps(rule._dtstart, step, rule._until, wall_lo, wall_hi)  # type: ignore[attr-defined]
+    found: list[dt.datetime] = _skip_ahead(rule, wall_lo).between(wall_lo, wall_hi, inc=True)
+    return found
+
+
+def occurrences(rule: CompiledRule, start: dt.datetime, end: dt.datetime) -> list[float]:
+    """Every occurrence of ``rule`` in ``[start, end]`` (aware), as sorted distinct POSIX seconds.
+
+    The rule is expanded in wall time over ``[start, end]`` seen from the
+    zone, widened by the zone's offset change across the window (a DST
+    transition inside it) and :data:`_MARGIN` (a gap or overlap at an edge),
+    then each wall time is placed in the zone and filtered exactly.
+    """
+    lo, hi = start.timestamp(), end.timestamp()
+    if rule.rule is None and rule.step is None:
         assert rule.row.at is not None
-        when = dt.datetime.fromtimestamp(rule.row.at, UTC)
-        return [when] if start <= when <= end else []
-    wall_lo = start.astimezone(rule.tz).replace(tzinfo=None) - _MARGIN
-    wall_hi = end.astimezone(rule.tz).replace(tzinfo=None) + _MARGIN
-    expanded = _skip_ahead(rule.rule, wall_lo).between(wall_lo, wall_hi, inc=True)
-    found = {to_utc(w, rule.tz) for w in expanded}
-    return sorted(t for t in found if start <= t <= end)
+        return [rule.row.at] if lo <= rule.row.at <= hi else []
+    local_lo, local_hi = start.astimezone(rule.tz), end.astimezone(rule.tz)
+    margin = _MARGIN + abs(local_hi.utcoffset() - local_lo.utcoffset())  # type: ignore[operator]
+    wall_lo = local_lo.replace(tzinfo=None) - margin
+    wall_hi = local_hi.replace(tzinfo=None) + margin
+    tz = rule.tz
+    if rule.step is not None:
+        walls = [
+            w for first in rule.starts for w in _steps(first, rule.step, None, wall_lo, wall_hi)
+        ]
+    else:
+        assert rule.rule is not None
+        walls = _walls(rule.rule, wall_lo, wall_hi)
+    found = {w.replace(tzinfo=tz).timestamp() for w in walls}
+    return sorted(t for t in found if lo <= t <= hi)
 
 
 def describe(row: RuleRow) -> str:

@@ -12,7 +12,10 @@ the owner-only database and shown only in Apprise's privacy form.
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
+import threading
+import warnings
 from typing import Any
 
 from ..errors import ConfigError, StayfreshError
@@ -106,12 +109,32 @@ class DesktopSink(Sink):
             raise SinkError(f"desktop notification failed: {type(exc).__name__}: {exc}") from exc
 
 
+_apprise_ready = threading.Lock()
+_apprise: Any = None
+
+
 def _import_apprise() -> Any:
-    try:
-        import apprise
-    except ImportError as exc:
-        raise SinkError("Apprise URLs need apprise: pip install 'stayfresh[notify]'") from exc
-    return apprise
+    """Import Apprise and load its plugins once.
+
+    Apprise loads its plugins on first use, and one of them imports the
+    deprecated ``imghdr``: that happens here, once, with the warning silenced
+    (a library's deprecation is not our user's concern; our test suite turns
+    warnings into errors).
+    """
+    global _apprise
+    with _apprise_ready:
+        if _apprise is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    apprise = importlib.import_module("apprise")
+                    importlib.import_module("apprise.apprise").N_MGR.load_modules()
+            except ImportError as exc:
+                raise SinkError(
+                    "Apprise URLs need apprise: pip install 'stayfresh[notify]'"
+                ) from exc
+            _apprise = apprise
+        return _apprise
 
 
 def privacy_url(url: str) -> str:

@@ -60,8 +60,7 @@ def compute_window(
         except Exception as exc:  # one bad rule must not empty the window
             broken.append((row.id, f"{type(exc).__name__}: {exc}"))
             continue
-        for when in times:
-            ts = when.timestamp()
+        for ts in times:
             found.append(
                 (ts, row.id, PendingRow(rule_id=row.id, due_at=ts, title=row.title, body=row.body))
             )
