@@ -171,8 +171,10 @@ def main() -> None:
             "",
             *verdicts,
             "- Why the difference with plain dateutil: `between()` walks every occurrence since the rule's start; "
-            "stayfresh first moves the start forward by whole periods (exact, never with COUNT) — see "
-            "`stayfresh/notify/_rules.py`.",
+            "stayfresh computes the common shapes (every n minutes/hours/days/weeks, weekly on set days) as "
+            "arithmetic series of wall times and moves other rules' starts forward by whole periods (exact, "
+            "never with COUNT) — see `stayfresh/notify/_rules.py`; the property tests hold both paths to a "
+            "brute-force expansion.",
         ]
     )
     print(body)
