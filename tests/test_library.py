@@ -261,6 +261,11 @@ def test_a_killed_sync_resumes_from_its_last_committed_page(
     )  # fmt: skip
     try:
         wait_for(audible.held.is_set, what="the sync to ask for page 5")
+        # page 5 is fetched ahead while page 4 commits: wait for that commit
+        wait_for(
+            lambda: getattr(store.get_library_sync(account), "next_page", 0) == 5,
+            what="page 4 to be committed",
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:

@@ -11,6 +11,7 @@ removed. Only one sync per account runs at a time (a second one skips).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import hashlib
@@ -103,10 +104,15 @@ def context_keeper(ctx: WorkerContext) -> Keeper:
     return keeper_for(store)
 
 
+#: one encoder for every item (``json.dumps`` with options builds one per call);
+#: sorted keys, so that a source reordering fields does not look like an update
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def item_row(source: LibrarySource, item: Mapping[str, Any]) -> NewLibraryItem:
     """What the store keeps of one item: its JSON text and a digest of it."""
     item_id, title, authors = source.describe_item(item)
-    data = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = _encode(item)
     digest = hashlib.blake2b(data.encode(), digest_size=12).hexdigest()
     return NewLibraryItem(item_id=item_id, title=title, authors=authors, data=data, digest=digest)
 
@@ -177,32 +183,48 @@ class LibrarySync:
         cursor, resumed = self._start(name, source)
         position = Position(page=cursor.next_page, cursor=cursor.cursor)
         fetched = retries = forced = 0
-        while True:
-            if self.cancelled():
-                raise SyncInterrupted(f"sync of {name!r} stopped after page {position.page - 1}")
-            page, tries, refreshed = self._fetch(account, source, position)
-            fetched, retries, forced = fetched + 1, retries + tries, forced + refreshed
-            if resumed is not None and fetched == 1 and _total_changed(cursor, page):
-                log.info("%s: library total changed since page 1; restarting the sync", name)
-                # a new sync id: only items seen from page 1 on count as present
-                first = source.first()
-                cursor = dataclasses.replace(
-                    cursor, sync_id=uuid.uuid4().hex, next_page=first.page, cursor=first.cursor,
-                    pages=0, items_seen=0, total_items=None, total_pages=None,
-                )  # fmt: skip
-                position, resumed = source.first(), None
-                continue
-            cursor = self._commit(source, cursor, position, page)
-            if self.on_progress is not None:
-                self.on_progress(
-                    SyncProgress(
-                        page=position.page, total_pages=page.total_pages,
-                        items=cursor.items_seen, total_items=page.total_items,
-                    )
-                )  # fmt: skip
-            if page.next is None:
-                break
-            position = page.next
+        ahead: concurrent.futures.Future[tuple[Page, int, int]] | None = None
+        # one page is fetched ahead while the current one is committed: the
+        # network and SQLite overlap, and memory still holds two pages at most
+        with concurrent.futures.ThreadPoolExecutor(1, "stayfresh-sync") as pool:
+            try:
+                while True:
+                    if self.cancelled():
+                        raise SyncInterrupted(
+                            f"sync of {name!r} stopped before page {position.page}"
+                        )
+                    if ahead is None:
+                        page, tries, refreshed = self._fetch(account, source, position)
+                    else:
+                        page, tries, refreshed = ahead.result()
+                        ahead = None
+                    fetched, retries, forced = fetched + 1, retries + tries, forced + refreshed
+                    if resumed is not None and fetched == 1 and _total_changed(cursor, page):
+                        log.info("%s: library size changed since the sync began; restarting", name)
+                        # a new sync id: only items seen from page 1 on count as present
+                        position, resumed = source.first(), None
+                        cursor = dataclasses.replace(
+                            cursor, sync_id=uuid.uuid4().hex, next_page=position.page,
+                            cursor=position.cursor, pages=0, items_seen=0, total_items=None,
+                            total_pages=None,
+                        )  # fmt: skip
+                        continue
+                    if page.next is not None:
+                        ahead = pool.submit(self._fetch, account, source, page.next)
+                    cursor = self._commit(source, cursor, position, page)
+                    if self.on_progress is not None:
+                        self.on_progress(
+                            SyncProgress(
+                                page=position.page, total_pages=page.total_pages,
+                                items=cursor.items_seen, total_items=page.total_items,
+                            )
+                        )  # fmt: skip
+                    if page.next is None:
+                        break
+                    position = page.next
+            finally:
+                if ahead is not None:
+                    ahead.cancel()
         removed = self.store.finish_library_sync(cursor, now=self.clock())
         stats = SyncStats(
             account=name, pages=cursor.pages, items_seen=cursor.items_seen, added=cursor.added,

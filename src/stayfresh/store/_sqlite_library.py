@@ -118,7 +118,7 @@ class SQLiteLibraryMixin(LibraryStore):
                     known[row[0]] = (row[1], row[2])
             inserts: list[tuple[Any, ...]] = []
             changes: list[tuple[Any, ...]] = []
-            touches: list[tuple[Any, ...]] = []
+            touches: list[str] = []
             for item in unique:
                 before = known.get(item.item_id)
                 if before is None:
@@ -134,7 +134,7 @@ class SQLiteLibraryMixin(LibraryStore):
                          account, item.item_id)
                     )  # fmt: skip
                 else:
-                    touches.append((sync_id, account, item.item_id))
+                    touches.append(item.item_id)
             if inserts:
                 tx.executemany(
                     "INSERT INTO library_items (account, item_id, title, authors, data, digest,"
@@ -148,10 +148,11 @@ class SQLiteLibraryMixin(LibraryStore):
                     " WHERE account = ? AND item_id = ?",
                     changes,
                 )
-            if touches:
-                tx.executemany(
-                    "UPDATE library_items SET seen_sync = ? WHERE account = ? AND item_id = ?",
-                    touches,
+            for chunk in _chunks(touches, _CHUNK):  # unchanged: one statement per chunk
+                tx.execute(
+                    "UPDATE library_items SET seen_sync = ?"
+                    f" WHERE account = ? AND item_id IN ({','.join('?' * len(chunk))})",
+                    (sync_id, account, *chunk),
                 )
             _write_sync(
                 tx,
