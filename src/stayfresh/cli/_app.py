@@ -19,8 +19,15 @@ import click
 from ..errors import ReauthRequired, StayfreshError
 from ..store import Store, open_store
 
+log = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+#: called with the store the first time a command opens it; the notification
+#: foreground layer registers here ("whenever a command runs", on the right --db)
+ON_STORE_OPEN: list[Callable[[Store], None]] = []
 
 
 class Context:
@@ -31,7 +38,15 @@ class Context:
 
     @cached_property
     def store(self) -> Store:
-        return open_store(self.db)
+        store = open_store(self.db)
+        for hook in ON_STORE_OPEN:
+            try:
+                hook(store)
+            except Exception:  # the user's command matters more than a hook
+                log.warning(
+                    "start-up hook %s failed", getattr(hook, "__name__", hook), exc_info=True
+                )
+        return store
 
 
 pass_ctx = click.make_pass_decorator(Context)

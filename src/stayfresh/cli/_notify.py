@@ -1,9 +1,9 @@
 """``stayfresh notify …``: reminders, the window, sinks, the two layers, status.
 
-:func:`foreground_layer` is the foreground layer of the CLI: the root command
-calls it before every command, so "the program starts or a command runs"
-reschedules when 4 hours have passed. It costs one read when nothing is due
-and never fails the user's command.
+:func:`foreground_layer` is the foreground layer of the CLI: every command
+runs it when it first opens its database, so "the program starts or a command
+runs" reschedules when 4 hours have passed. It costs one read when nothing is
+due and never fails the user's command.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,7 +20,7 @@ import click
 from .. import notify
 from ..errors import ConfigError
 from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
-from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._app import ON_STORE_OPEN, Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._work import DURATION
 
 log = logging.getLogger(__name__)
@@ -29,28 +28,24 @@ log = logging.getLogger(__name__)
 UTC = dt.UTC
 
 
-def foreground_layer(ctx: click.Context) -> None:
-    """Run the foreground layer for this command (called by the root command).
+def foreground_layer(store: Store) -> None:
+    """The foreground layer for this command: reschedule if 4 hours have passed.
 
-    Skipped for shell completion, when ``STAYFRESH_NOTIFY_FOREGROUND=0``, and
-    when the database does not exist yet (a command that never touches it
-    must not create it). Any error is logged, never raised.
+    Registered in :data:`ON_STORE_OPEN`, so it runs once per command, on the
+    database the command uses, when the command first opens it. Off with
+    ``STAYFRESH_NOTIFY_FOREGROUND=0``. Errors are logged, never raised.
     """
-    if ctx.resilient_parsing or os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
+    if os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
         return
     try:
-        obj = ctx.ensure_object(Context)
-        if obj.db is None or "://" not in obj.db:
-            from ..store import default_db_path
-
-            path = Path(obj.db) if obj.db is not None else default_db_path()
-            if not path.exists():
-                return
-        outcome = notify.on_app_start(obj.store)
+        outcome = notify.on_app_start(store)
         if outcome.status == "failed":
             log.warning("notification refresh failed: %s", outcome.error)
     except Exception:  # the user's command matters more than the window
         log.warning("notification foreground layer failed", exc_info=True)
+
+
+ON_STORE_OPEN.append(foreground_layer)
 
 
 def _local(ts: float, tz: str | None = None) -> str:
