@@ -540,3 +540,18 @@ def test_graceful_stop_releases_unfinished_runs(store: Store) -> None:
     assert after is not None and after.state is WorkState.ENQUEUED
     assert after.run_attempt == 0  # a released run does not count as an attempt
     assert [r.outcome for r in wm.history(work_id=info.id)] == ["released"]
+
+
+def test_builtin_worker_names_resolve_without_importing_jobs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from stayfresh.work import resolve_worker\n"
+        "assert 'stayfresh.jobs' not in sys.modules\n"
+        "for name in ('stayfresh.token-refresh', 'stayfresh.library-sync', 'stayfresh.download'):\n"
+        "    assert callable(resolve_worker(name)), name\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

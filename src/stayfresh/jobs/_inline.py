@@ -58,7 +58,7 @@ def run_work_inline(
     ctx = WorkerContext(
         work_id=work.id, name=work.name, input=work.input, run_attempt=work.run_attempt,
         tags=work.tags, scheduled_at=work.scheduled_at, report_progress=report,
-        cancel_event=cancel,
+        cancel_event=cancel, store=store,
     )  # fmt: skip
     done = threading.Event()
 

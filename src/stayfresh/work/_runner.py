@@ -329,7 +329,7 @@ class Runner:
 
         return WorkerContext(
             work_id=w.id, name=w.name, input=w.input, run_attempt=w.run_attempt, tags=w.tags,
-            scheduled_at=w.scheduled_at, report_progress=report,
+            scheduled_at=w.scheduled_at, report_progress=report, store=self.store,
         )  # fmt: skip
 
     def _start(self, claim: ClaimedRun) -> None:

@@ -16,9 +16,11 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from importlib.metadata import entry_points
 from typing import Any, TypeVar, overload
 
 from ..errors import ConfigError
+from ..store import Store
 from ._model import Result
 
 log = logging.getLogger(__name__)
@@ -62,11 +64,32 @@ def registered_workers() -> dict[str, WorkerFunc]:
         return dict(_registry)
 
 
+def _from_entry_point(name: str) -> WorkerFunc | None:
+    """A worker declared under the ``stayfresh.workers`` entry-point group.
+
+    This is how a runner that never imported :mod:`stayfresh.jobs` (or a
+    third-party package) still finds the built-in names such as
+    ``stayfresh.token-refresh``: the engine does not import the parts above it.
+    """
+    for ep in entry_points(group="stayfresh.workers"):
+        if ep.name != name:
+            continue
+        loaded = ep.load()  # importing a module registers its workers; or it is the worker
+        with _registry_lock:
+            found = _registry.get(name)
+            if found is None and callable(loaded):
+                found = _registry[name] = loaded
+        return found
+    return None
+
+
 def resolve_worker(spec: str) -> WorkerFunc:
     """The callable named by ``spec``; raise :class:`ConfigError` if it cannot be found."""
     if ":" not in spec:
         with _registry_lock:
             found = _registry.get(spec)
+        if found is None:
+            found = _from_entry_point(spec)
         if found is None:
             raise ConfigError(
                 f"unknown worker {spec!r}: use package.module:function or one of "
@@ -105,7 +128,10 @@ class WorkerContext:
         scheduled_at: float,
         report_progress: Callable[[Mapping[str, Any]], None] | None = None,
         cancel_event: threading.Event | None = None,
+        store: Store | None = None,
     ) -> None:
+        #: the runner's store: workers use it instead of opening the database again
+        self.store = store
         self.work_id = work_id
         self.name = name
         self.input: Mapping[str, Any] = input
