@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stayfresh import notify
+from stayfresh import jobs, notify
+from stayfresh.jobs._notify import DELIVERY_TAG
 from stayfresh.notify import NOTIFICATION_REFRESH_TASK, on_app_start, refresh, refresh_decision
-from stayfresh.notify._jobs import DELIVERY_TAG
 from stayfresh.store import NotifyFreshness, SQLiteStore, Store
 from stayfresh.work import Runner, WorkManager
 
@@ -30,7 +30,7 @@ def add(store: Store, title: str = "Stretch", **kw: object) -> int:
 
 
 def layer(store: Store, name: str) -> dict[str, object]:
-    return notify.notify_status(store, now=T0.timestamp())["layers"][name]  # type: ignore[no-any-return]
+    return jobs.notify_status(store, now=T0.timestamp())["layers"][name]  # type: ignore[no-any-return]
 
 
 def fresh(last: float | None, rv: int = 1, wv: int = 1, rules: bool = True) -> NotifyFreshness:
@@ -189,9 +189,9 @@ def test_two_processes_race_for_many_rounds_exactly_one_reschedules(
 
 def test_background_layer_is_periodic_work_that_always_reschedules(store: Store) -> None:
     add(store)
-    info = notify.enable_background(store)
+    info = jobs.enable_background(store)
     assert info.name == NOTIFICATION_REFRESH_TASK and info.periodic and info.interval == 3 * 3600
-    assert notify.enable_background(store).id == info.id  # idempotent
+    assert jobs.enable_background(store).id == info.id  # idempotent
     runner = Runner(store, listen=False)
     assert runner.run_pending() >= 1  # the first period runs at once, as WorkManager does
     bg = layer(store, "background")
@@ -199,8 +199,8 @@ def test_background_layer_is_periodic_work_that_always_reschedules(store: Store)
     [work] = WorkManager(store).by_name(NOTIFICATION_REFRESH_TASK)
     assert work.last_outcome == "success" and work.state.value == "ENQUEUED"
     assert store.find_work(tag=DELIVERY_TAG)  # the deliverer waits for the first occurrence
-    assert notify.disable_background(store) == [info.id]
-    assert notify.background_work(store) is None
+    assert jobs.disable_background(store) == [info.id]
+    assert jobs.background_work(store) is None
     assert (
         on_app_start(store, now=dt.datetime.now(UTC) + dt.timedelta(hours=5)).status == "ran"
     )  # foreground goes on

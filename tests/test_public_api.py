@@ -7,7 +7,14 @@ import types
 
 import pytest
 
-PACKAGES = ["stayfresh", "stayfresh.tokens", "stayfresh.store", "stayfresh.work"]
+PACKAGES = [
+    "stayfresh",
+    "stayfresh.tokens",
+    "stayfresh.store",
+    "stayfresh.work",
+    "stayfresh.jobs",
+    "stayfresh.notify",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -42,3 +49,24 @@ def test_every_cli_command_accepts_db() -> None:
 
     for command in leaves(cli):
         assert any(p.name == "db" for p in command.params), command.name
+
+
+def test_layering_tokens_and_notify_never_import_work() -> None:
+    """DESIGN.md: dependencies point one way; ``jobs`` is where the parts meet."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "src" / "stayfresh"
+    forbidden = {"tokens": ("work", "jobs", "notify", "cli"), "notify": ("work", "jobs", "cli"),
+                 "work": ("jobs", "cli", "tokens", "notify"), "store": ("tokens", "work", "jobs", "notify", "cli")}  # fmt: skip
+    for part, banned in forbidden.items():
+        for path in (src / part).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    target = node.module.split(".")
+                    name = (
+                        target[0]
+                        if node.level == 2
+                        else (target[1] if target[0] == "stayfresh" and len(target) > 1 else "")
+                    )
+                    assert name not in banned, f"{path.relative_to(src)} imports {node.module}"

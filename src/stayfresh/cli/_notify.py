@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .. import notify
+from .. import jobs, notify
 from ..errors import ConfigError
 from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
 from ._app import ON_STORE_OPEN, Context, cli, echo_json, handle_errors, json_option, pass_ctx
@@ -220,7 +220,7 @@ def notify_refresh(ctx: Context, as_json: bool) -> None:
 def notify_deliver(ctx: Context, as_json: bool) -> None:
     """Deliver what is due now, in this process (the daemon does this by itself)."""
     report = notify.deliver_due(ctx.store)
-    notify.schedule_delivery(ctx.store, time.time())
+    jobs.schedule_delivery(ctx.store, time.time())
     if as_json:
         echo_json(report.to_json())
         return
@@ -256,7 +256,7 @@ def notify_deliveries(ctx: Context, limit: int, as_json: bool) -> None:
 @pass_ctx
 def notify_status_cmd(ctx: Context, as_json: bool) -> None:
     """Telemetry per layer, the window, the background work and deliveries."""
-    data = notify.notify_status(ctx.store, now=time.time())
+    data = jobs.notify_status(ctx.store, now=time.time())
     if as_json:
         echo_json(data)
         return
@@ -353,12 +353,12 @@ def notify_background(ctx: Context, action: str, every: float, as_json: bool) ->
     """Enable or disable the background layer (the periodic work NOTIFICATION_REFRESH_TASK)."""
     store: Store = ctx.store
     if action == "enable":
-        info = notify.enable_background(store, every=dt.timedelta(seconds=every))
+        info = jobs.enable_background(store, every=dt.timedelta(seconds=every))
         data: dict[str, Any] = {"enabled": True, **info.to_json()}
     elif action == "disable":
-        data = {"enabled": False, "cancelled": notify.disable_background(store)}
+        data = {"enabled": False, "cancelled": jobs.disable_background(store)}
     else:
-        found = notify.background_work(store)
+        found = jobs.background_work(store)
         data = {"enabled": found is not None, **(found.to_json() if found else {})}
     if as_json:
         echo_json(data)

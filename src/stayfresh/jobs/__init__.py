@@ -1,8 +1,10 @@
 """Jobs: the seed's workers on top of the token keeper and the work engine.
 
 Importing this package registers the built-in workers with the engine
-(``stayfresh.token-refresh``, ``stayfresh.library-sync``, ``stayfresh.download``),
-so any runner that imports it can run them.
+(``stayfresh.token-refresh``, ``stayfresh.library-sync``, ``stayfresh.download``,
+``stayfresh.notify-refresh``, ``stayfresh.notify-deliver``; runners also find
+them through the ``stayfresh.workers`` entry points) and makes every
+notification reschedule also schedule its delivery work.
 Settings (the seed's Settings screen) decide which periodic works each
 account has; :func:`on_account_ready` and :func:`logout` follow the account
 lifecycle.
@@ -46,6 +48,15 @@ from ._lifecycle import (
     token_refresh_request,
     token_refresh_work_name,
 )
+from ._notify import (
+    background_work,
+    deliver_worker,
+    disable_background,
+    enable_background,
+    refresh_worker,
+    schedule_delivery,
+)
+from ._notify_status import notify_status
 from ._settings import Settings, load_settings, save_setting, validate_setting
 from ._sources import (
     AudibleSource,
@@ -94,24 +105,31 @@ __all__ = [
     "SyncStats",
     "account_tag",
     "apply_settings",
+    "background_work",
     "collect_status",
+    "deliver_worker",
+    "disable_background",
     "download_book",
     "download_request",
     "download_work_name",
     "download_worker",
     "drop_keeper",
+    "enable_background",
     "enqueue_download",
     "library_sync_request",
     "library_sync_work_name",
     "library_sync_worker",
     "load_settings",
     "logout",
+    "notify_status",
     "on_account_ready",
     "refresh_account",
+    "refresh_worker",
     "register_source",
     "run_work_inline",
     "save_setting",
     "schedule_account_works",
+    "schedule_delivery",
     "source_for",
     "sync_library",
     "token_refresh_request",

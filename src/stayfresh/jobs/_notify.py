@@ -1,9 +1,10 @@
 """Where notifications meet the work engine: the background layer and the deliverer.
 
-This is the only notify module that imports :mod:`stayfresh.work` (DESIGN.md
-wants the two to meet in ``jobs``; it moves there unchanged once that part
-exists). Both are ordinary works of the engine, so the daemon stays the one
-runner and they get durability, leases and at-least-once runs for free:
+:mod:`stayfresh.notify` never imports the work engine (DESIGN.md: ``jobs`` is
+where the parts meet). Both layers' works live here and are ordinary works of
+the engine, so the daemon stays the one runner and they get durability, leases
+and at-least-once runs for free. Importing this module (``stayfresh.jobs``
+does) registers :func:`schedule_delivery` as notify's reschedule hook.
 
 - **Background layer**: a unique periodic work named
   ``NOTIFICATION_REFRESH_TASK``, every 3 hours, that always reschedules.
@@ -15,8 +16,8 @@ runner and they get durability, leases and at-least-once runs for free:
   the same moment is one work). A work that finds nothing due — its
   reminder was removed — just schedules the next.
 
-Workers receive the database location in their input because the engine
-hands workers a context, not a store.
+Workers use the runner's store (``ctx.store``); the database location in
+their input is the fallback for contexts made without one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import threading
 import time
 from typing import Any
 
+from ..notify._config import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK
+from ..notify._deliver import deliver_due
+from ..notify._refresh import add_reschedule_hook, refresh
 from ..store import Store, open_store
 from ..work import (
     ExistingPeriodicWorkPolicy,
@@ -38,15 +42,13 @@ from ..work import (
     WorkManager,
     WorkRequest,
     WorkState,
+    register_worker,
 )
-from ._config import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK
-from ._deliver import deliver_due
-from ._refresh import add_reschedule_hook, refresh
 
 log = logging.getLogger(__name__)
 
-REFRESH_WORKER = "stayfresh.notify._jobs:refresh_worker"
-DELIVER_WORKER = "stayfresh.notify._jobs:deliver_worker"
+REFRESH_WORKER = "stayfresh.notify-refresh"
+DELIVER_WORKER = "stayfresh.notify-deliver"
 DELIVERY_PREFIX = "notify-deliver@"
 DELIVERY_TAG = "notify-delivery"
 
@@ -55,7 +57,9 @@ _stores_lock = threading.Lock()
 
 
 def _store_for(ctx: WorkerContext) -> Store:
-    """The store named in the work's input, opened once per process."""
+    """The runner's store; else the store named in the work's input, opened once per process."""
+    if ctx.store is not None:
+        return ctx.store
     location = str(ctx.input.get("db") or "")
     key = (os.getpid(), location)
     with _stores_lock:
@@ -92,6 +96,7 @@ def schedule_delivery(store: Store, now: float) -> WorkInfo | None:
 add_reschedule_hook(schedule_delivery)
 
 
+@register_worker(DELIVER_WORKER)
 def deliver_worker(ctx: WorkerContext) -> Result:
     """Deliver what is due, then schedule the delivery work for the next due moment."""
     store = _store_for(ctx)
@@ -105,6 +110,7 @@ def deliver_worker(ctx: WorkerContext) -> Result:
     return Result.success(report.to_json())
 
 
+@register_worker(REFRESH_WORKER)
 def refresh_worker(ctx: WorkerContext) -> Result:
     """ADR-007's background task: always reschedule; a failure is retried with backoff."""
     store = _store_for(ctx)

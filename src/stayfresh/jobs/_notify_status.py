@@ -6,9 +6,9 @@ import collections
 import datetime as dt
 from typing import Any
 
+from ..notify._config import NotifyConfig
 from ..store import Store
-from ._config import NotifyConfig
-from ._jobs import background_work, pending_delivery_works
+from ._notify import background_work, pending_delivery_works
 
 LAYERS = ("foreground", "background", "manual")
 

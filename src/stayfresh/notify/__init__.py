@@ -7,12 +7,14 @@ of the next two days of pending notifications, rebuilt as a whole by
 - the **foreground layer** :func:`on_app_start` — when the program starts or
   a command runs, if 4 hours passed since the last reschedule;
 - the **background layer** — the periodic work ``NOTIFICATION_REFRESH_TASK``
-  every 3 hours (:func:`enable_background`), which always reschedules;
+  every 3 hours (``stayfresh.jobs.enable_background``), which always reschedules;
 
 both through one cross-process lock (:func:`with_scheduling_lock`: skip, not
 queue). The daemon delivers each notification at its time through the
 configured sinks (log, Apprise URLs, desktop), recorded so it is never sent
-twice.
+twice. This package never imports the work engine: the works of both layers
+and of delivery live in :mod:`stayfresh.jobs`, which registers itself as the
+reschedule hook when imported (applications that embed the layers import it).
 """
 
 from __future__ import annotations
@@ -24,14 +26,6 @@ from ._config import (
     NotifyConfig,
 )
 from ._deliver import DeliveryReport, deliver_due, retry_time
-from ._jobs import (
-    background_work,
-    deliver_worker,
-    disable_background,
-    enable_background,
-    refresh_worker,
-    schedule_delivery,
-)
 from ._refresh import (
     Decision,
     LockResult,
@@ -44,7 +38,6 @@ from ._refresh import (
 )
 from ._rules import compile_rule, describe, make_rule, normalize_rrule, occurrences, parse_when
 from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
-from ._status import notify_status
 from ._window import NOTIFICATION_WINDOW, WindowPlan, compute_window
 
 __all__ = [
@@ -63,27 +56,20 @@ __all__ = [
     "Sink",
     "SinkError",
     "WindowPlan",
-    "background_work",
     "check_target",
     "compile_rule",
     "compute_window",
     "deliver_due",
-    "deliver_worker",
     "describe",
-    "disable_background",
-    "enable_background",
     "make_rule",
     "normalize_rrule",
-    "notify_status",
     "occurrences",
     "on_app_start",
     "parse_when",
     "refresh",
     "refresh_decision",
-    "refresh_worker",
     "reschedule",
     "retry_time",
-    "schedule_delivery",
     "sink_for",
     "with_scheduling_lock",
 ]
