@@ -129,6 +129,7 @@ class PGServer:
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
             " -c shared_buffers=32MB"
         )
+        self._options = options
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
             "-w", "-t", "60", "start",
@@ -144,8 +145,9 @@ class PGServer:
         """Stop the server at once (all connections drop) and start it again."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "start"
-        )
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o",
+            self._options, "-w", "start",
+        )  # fmt: skip
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

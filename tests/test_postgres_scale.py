@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -166,7 +167,7 @@ def test_four_daemons_many_kills_every_period_once(pg_server: PGServer, tmp_path
     for work_id, executions in per_work.items():
         executions.sort()
         # none concurrently
-        for (_, end_a, _, _), (start_b, _, _, _) in zip(executions, executions[1:], strict=False):
+        for (_, end_a, _, _), (start_b, _, _, _) in itertools.pairwise(executions):
             assert start_b >= end_a, f"{work_id}: overlapping executions {executions}"
         by_period: dict[float, list[tuple[float, int]]] = collections.defaultdict(list)
         for began, _, scheduled_at, pid in executions:
@@ -185,7 +186,7 @@ def test_four_daemons_many_kills_every_period_once(pg_server: PGServer, tmp_path
         # no period skipped: periods follow the grid one interval apart, except right
         # after a killed attempt (its re-run waited for the lease to run out)
         done = sorted(by_period)
-        for a, b in zip(done, done[1:], strict=False):
+        for a, b in itertools.pairwise(done):
             assert b - a == pytest.approx(INTERVAL, abs=0.01) or len(by_period[a]) > 1, (
                 f"{work_id}: skipped a period between {a} and {b}"
             )
