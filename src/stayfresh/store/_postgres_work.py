@@ -79,24 +79,14 @@ class PostgresWorkMixin(WorkStore):
                 return conn.execute(sql, tuple(args)).fetchall()
             return self.read(sql, tuple(args))
 
-        rows = query(f"SELECT {_WORK_COLUMNS} FROM work WHERE {where}", params)
-        if not rows:
-            return []
-        ids = [r["id"] for r in rows]
-        tags: dict[str, list[str]] = {}
-        deps: dict[str, list[str]] = {}
-        for t in query("SELECT work_id, tag FROM work_tags WHERE work_id = ANY(%s)", (ids,)):
-            tags.setdefault(t["work_id"], []).append(t["tag"])
-        for d in query(
-            "SELECT work_id, prerequisite_id FROM work_deps WHERE work_id = ANY(%s)", (ids,)
-        ):
-            deps.setdefault(d["work_id"], []).append(d["prerequisite_id"])
-        return [
-            _work_from_row(
-                cast(Any, r), tuple(sorted(tags.get(r["id"], ()))), tuple(deps.get(r["id"], ()))
-            )
-            for r in rows
-        ]
+        # tags and prerequisites come along as arrays: one round trip per call
+        rows = query(
+            f"SELECT {_WORK_COLUMNS}, ARRAY(SELECT tag FROM work_tags t WHERE t.work_id = work.id"
+            " ORDER BY tag) AS tags, ARRAY(SELECT prerequisite_id FROM work_deps d"
+            f" WHERE d.work_id = work.id) AS deps FROM work WHERE {where}",
+            params,
+        )
+        return [_work_from_row(cast(Any, r), tuple(r["tags"]), tuple(r["deps"])) for r in rows]
 
     def get_work(self, work_id: str) -> WorkRow | None:
         found = self._rows(None, "id = %s", (work_id,))
@@ -300,39 +290,31 @@ class PostgresWorkMixin(WorkStore):
             return []
 
         def body(tx: Conn) -> list[ClaimedRun]:
-            rows = tx.execute(
-                "SELECT id, state, current_run, run_attempt, scheduled_at FROM work"
-                " WHERE id = ANY(%s) AND ((state = 'ENQUEUED' AND next_run_at <= %s)"
-                " OR (state = 'RUNNING' AND lease_until <= %s))"
-                " ORDER BY id FOR UPDATE SKIP LOCKED",
-                (list(ids), now, now),
+            # one statement for the whole batch: lock what is still claimable (skipping
+            # rows another runner holds), close runs lost by dead runners, open a run
+            # per work and take the lease
+            taken = tx.execute(
+                "WITH cand AS (SELECT id, state, current_run, run_attempt, scheduled_at"
+                " FROM work WHERE id = ANY(%(ids)s) AND ((state = 'ENQUEUED'"
+                " AND next_run_at <= %(now)s) OR (state = 'RUNNING' AND lease_until <= %(now)s))"
+                " ORDER BY id FOR UPDATE SKIP LOCKED),"
+                " lost AS (UPDATE work_runs r SET outcome = 'lost', ended_at = %(now)s,"
+                " error = 'runner stopped renewing its lease' FROM cand"
+                " WHERE cand.state = 'RUNNING' AND r.id = cand.current_run AND r.ended_at IS NULL),"
+                " runs AS (INSERT INTO work_runs (work_id, attempt, runner_id, scheduled_at,"
+                " started_at) SELECT id, run_attempt + 1, %(runner)s, scheduled_at, %(now)s"
+                " FROM cand ORDER BY id RETURNING id, work_id)"
+                " UPDATE work w SET state = 'RUNNING', run_attempt = w.run_attempt + 1,"
+                " lease_owner = %(runner)s, lease_until = %(until)s, current_run = runs.id,"
+                " run_now = FALSE, progress = NULL, updated_at = %(now)s FROM runs"
+                " WHERE w.id = runs.work_id RETURNING w.id, runs.id AS run_id",
+                {"ids": list(ids), "now": now, "runner": runner_id, "until": now + lease_seconds},
             ).fetchall()
-            taken: list[tuple[str, int]] = []
-            for r in rows:
-                if r["state"] == "RUNNING" and r["current_run"] is not None:
-                    tx.execute(
-                        "UPDATE work_runs SET outcome = 'lost', ended_at = %s,"
-                        " error = 'runner stopped renewing its lease' WHERE id = %s"
-                        " AND ended_at IS NULL",
-                        (now, r["current_run"]),
-                    )
-                run = tx.execute(
-                    "INSERT INTO work_runs (work_id, attempt, runner_id, scheduled_at,"
-                    " started_at) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                    (r["id"], r["run_attempt"] + 1, runner_id, r["scheduled_at"], now),
-                ).fetchone()
-                run_id = int(run["id"]) if run else 0
-                tx.execute(
-                    "UPDATE work SET state = 'RUNNING', run_attempt = run_attempt + 1,"
-                    " lease_owner = %s, lease_until = %s, current_run = %s, run_now = FALSE,"
-                    " progress = NULL, updated_at = %s WHERE id = %s",
-                    (runner_id, now + lease_seconds, run_id, now, r["id"]),
-                )
-                taken.append((r["id"], run_id))
             if not taken:
                 return []
-            by_id = {w.id: w for w in self._rows(tx, "id = ANY(%s)", ([t[0] for t in taken],))}
-            return [ClaimedRun(work=by_id[work_id], run_id=run_id) for work_id, run_id in taken]
+            by_id = {w.id: w for w in self._rows(tx, "id = ANY(%s)", ([t["id"] for t in taken],))}
+            order = sorted(taken, key=lambda t: int(t["run_id"]))
+            return [ClaimedRun(work=by_id[t["id"]], run_id=int(t["run_id"])) for t in order]
 
         return self.write_tx(body)
 
