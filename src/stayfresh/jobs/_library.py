@@ -32,12 +32,12 @@ from ..errors import (
     StayfreshError,
     TransientError,
 )
-from ..store import LibrarySyncRow, NewLibraryItem, Store
+from ..store import LibrarySyncRow, NewLibraryItem
 from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper, get_provider
 from ..work import Result, WorkerContext, register_worker
 from ._lifecycle import LIBRARY_SYNC_WORKER, library_sync_work_name
 from ._sources import LibraryError, LibrarySource, Page, Position, source_for
-from ._token_refresh import keeper_for
+from ._token_refresh import work_keeper
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,8 @@ class SyncStats:
 
 
 def context_keeper(ctx: WorkerContext) -> Keeper:
-    """The keeper for a worker: on the runner's store once the engine passes it.
-
-    Until then, the process-wide default keeper (``STAYFRESH_DB``).
-    """
-    store: Store | None = getattr(ctx, "store", None)
-    return keeper_for(store)
+    """The keeper for a worker: the one for the runner's store (``ctx.store``)."""
+    return work_keeper(ctx)
 
 
 #: one encoder for every item (``json.dumps`` with options builds one per call);

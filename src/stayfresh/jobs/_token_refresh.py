@@ -126,7 +126,7 @@ def store_input(store: Store) -> dict[str, str]:
 
 def work_keeper(ctx: WorkerContext) -> Keeper:
     """The keeper for a running work: the runner's store, else the work's ``db``, else the default."""
-    store: Store | None = getattr(ctx, "store", None)
+    store: Store | None = ctx.store
     if store is None:
         db = ctx.input.get("db")
         if isinstance(db, str) and db:
