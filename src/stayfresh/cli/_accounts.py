@@ -175,6 +175,13 @@ def account_show(ctx: Context, name: str, as_json: bool) -> None:
 @handle_errors
 @pass_ctx
 def account_remove(ctx: Context, name: str) -> None:
-    """Remove account NAME and its tokens."""
+    """Remove account NAME, its tokens and its background works."""
+    from ..jobs import account_tag
+    from ..work import WorkManager
+
+    describe(ctx.store, name)  # AccountNotFound before anything is cancelled
+    cancelled = WorkManager(ctx.store).cancel(tag=account_tag(name))
     remove_account(ctx.store, name)
-    click.echo(f"removed account {name}")
+    click.echo(
+        f"removed account {name}" + (f" ({len(cancelled)} work(s) cancelled)" if cancelled else "")
+    )

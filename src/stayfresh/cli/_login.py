@@ -15,6 +15,7 @@ import click
 
 from ..errors import ConfigError
 from ..jobs import on_account_ready
+from ..store import Store
 from ..tokens import AMAZON_LOCALES, DevicePrompt, NewAccount, describe, login_browser, login_device
 from ..tokens._import import import_account, read_import_file
 from ._accounts import account
@@ -99,7 +100,7 @@ def login(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
     --provider oidc --issuer URL --client-id ID (or oauth2 with --token-url and
     --authorize-url).
     """
-    new_account = _new_account(opts)
+    new_account = _new_account(ctx.store, name, opts)
     if opts["device"]:
         if opts["authorize_url"]:
             raise ConfigError("--authorize-url is for the browser login, not --device")
@@ -126,12 +127,22 @@ def login(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
     _result(ctx, name, "logged in to", as_json)
 
 
-def _new_account(opts: dict[str, Any]) -> NewAccount | None:
+def _new_account(store: Store, name: str, opts: dict[str, Any]) -> NewAccount | None:
+    """The account to create at login; or, for an existing one, store a new client secret.
+
+    (After ``logout`` a confidential client has lost its secret: ``login NAME
+    --client-secret-env VAR`` gives it back.)
+    """
     keys = ("issuer", "token_url", "client_id", "auth_method")
     secret = read_secret("client secret", opts["client_secret_env"], opts["client_secret_file"])
     if not opts["provider"]:
-        if secret or any(opts[k] for k in keys):
+        if any(opts[k] for k in keys):
             raise ConfigError("account options at login need --provider (to create the account)")
+        if secret:
+            row = store.get_account(name)
+            if row is None:
+                raise ConfigError(f"no account named {name!r}: give --provider to create it")
+            store.update_config(name, {**row.config, "client_secret": secret})
         return None
     config: dict[str, Any] = {k: opts[k] for k in keys if opts[k]}
     if opts["scope"]:
