@@ -24,7 +24,6 @@ import pytest
 from oidc_server import DEVICE_CODE_GRANT, OIDCFlowError, OIDCServer, OIDCServerFactory
 
 # Registers the fixtures even without a conftest.py doing so (idempotent if it does).
-pytest_plugins = ["oidc_server"]
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -21,8 +21,6 @@ from stayfresh.work import Runner, WorkManager, WorkRequest
 from stayfresh.work._pg_wake import APPLICATION_NAME
 from work_helpers import CALLS
 
-pytest_plugins = ["pg_server"]
-
 
 def _listeners(store: PostgresStore) -> int:
     rows = store.read(

@@ -40,8 +40,6 @@ from stayfresh.store import open_store
 from stayfresh.tokens import TokenSet, add_account
 from stayfresh.work import WorkManager, WorkRequest
 
-pytest_plugins = ["pg_server"]
-
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 UTC = dt.UTC

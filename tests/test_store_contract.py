@@ -34,8 +34,6 @@ from stayfresh.store import (
     TokenRow,
 )
 
-pytest_plugins = ["pg_server"]
-
 Opener = Callable[[], Store]
 T0 = 1_800_000_000.0
 

@@ -66,6 +66,12 @@ def setup_logging(verbosity: int, level_name: str | None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # libraries we drive log their own retries; show them only when asked (-v)
+    for name in ("psycopg", "httpx2", "httpx"):
+        other = logging.getLogger(name)
+        other.handlers[:] = [handler]
+        other.setLevel(level if verbosity else logging.ERROR)
+        other.propagate = False
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
+from ..errors import StayfreshError
 from ._library_base import LibraryStore
 from ._notify_base import NotifyStore
 from ._work_base import WorkStore
@@ -21,8 +22,8 @@ from ._work_base import WorkStore
 RefreshKind = Literal["jit", "background"]
 
 
-class StoreError(Exception):
-    """Base class of store failures."""
+class StoreError(StayfreshError):
+    """Base class of store failures (the CLI prints them as one line, exit 1)."""
 
 
 class AccountExists(StoreError):
