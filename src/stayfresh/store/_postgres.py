@@ -43,7 +43,8 @@ from ._postgres_conn import AdvisoryLock, _CommitUnknown, advisory_key, is_trans
 from ._postgres_library import PostgresLibraryMixin
 from ._postgres_notify import PostgresNotifyMixin
 from ._postgres_work import WAKE_CHANNEL, PostgresWorkMixin
-from ._sqlite import LATENCY_WINDOW, _account_from_row, load_migrations, metrics_from
+from ._rows import account_from_row, metrics_from
+from ._sqlite import LATENCY_WINDOW, load_migrations
 
 log = logging.getLogger(__name__)
 
@@ -226,14 +227,14 @@ class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin
         row = self.write_tx(body)
         if row is None:
             raise AccountExists(f"account {name!r} already exists")
-        return _account_from_row(row)
+        return account_from_row(row)
 
     def get_account(self, name: str) -> AccountRow | None:
         rows = self.read("SELECT * FROM accounts WHERE name = %s", (name,))
-        return _account_from_row(rows[0]) if rows else None
+        return account_from_row(rows[0]) if rows else None
 
     def list_accounts(self) -> list[AccountRow]:
-        return [_account_from_row(r) for r in self.read("SELECT * FROM accounts ORDER BY name")]
+        return [account_from_row(r) for r in self.read("SELECT * FROM accounts ORDER BY name")]
 
     def delete_account(self, name: str) -> bool:
         return self.write_tx(

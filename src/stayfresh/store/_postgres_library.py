@@ -21,7 +21,7 @@ from ._library_base import (
     NewLibraryItem,
     PageCounts,
 )
-from ._sqlite_library import _SYNC_COLUMNS, _finished, _like
+from ._rows import SYNC_COLUMNS, finished_sync, like_pattern
 
 T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
@@ -37,16 +37,16 @@ def _item(row: DictRow) -> LibraryItemRow:
 
 
 def _sync(row: DictRow) -> LibrarySyncRow:
-    return LibrarySyncRow(**{name: row[name] for name in _SYNC_COLUMNS})
+    return LibrarySyncRow(**{name: row[name] for name in SYNC_COLUMNS})
 
 
 def _write_sync(tx: Conn, row: LibrarySyncRow) -> None:
-    columns = ", ".join(_SYNC_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _SYNC_COLUMNS if c != "account")
+    columns = ", ".join(SYNC_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in SYNC_COLUMNS if c != "account")
     tx.execute(
-        f"INSERT INTO library_syncs ({columns}) VALUES ({', '.join(['%s'] * len(_SYNC_COLUMNS))})"
+        f"INSERT INTO library_syncs ({columns}) VALUES ({', '.join(['%s'] * len(SYNC_COLUMNS))})"
         f" ON CONFLICT (account) DO UPDATE SET {updates}",
-        tuple(getattr(row, name) for name in _SYNC_COLUMNS),
+        tuple(getattr(row, name) for name in SYNC_COLUMNS),
     )
 
 
@@ -140,7 +140,7 @@ class PostgresLibraryMixin(LibraryStore):
                 " AND removed_at IS NULL AND (seen_sync IS NULL OR seen_sync <> %s)",
                 (now, cursor.account, cursor.sync_id),
             ).rowcount
-            _write_sync(tx, _finished(cursor, removed, now))
+            _write_sync(tx, finished_sync(cursor, removed, now))
             return int(removed)
 
         return self.write_tx(body)
@@ -159,7 +159,7 @@ class PostgresLibraryMixin(LibraryStore):
         if not include_removed:
             sql += " AND removed_at IS NULL"
         if search:
-            pattern = _like(search)
+            pattern = like_pattern(search)
             sql += (
                 " AND (title ILIKE %s ESCAPE '\\' OR authors ILIKE %s ESCAPE '\\'"
                 " OR item_id ILIKE %s ESCAPE '\\')"

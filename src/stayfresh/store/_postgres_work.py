@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import psycopg
 from psycopg.rows import DictRow
 
-from ._sqlite_work import _loads, _work_from_row
+from ._rows import loads_json, work_from_row
 from ._work_base import (
     FINISHED_STATES,
     UNFINISHED_STATES,
@@ -86,7 +86,7 @@ class PostgresWorkMixin(WorkStore):
             f" WHERE d.work_id = work.id) AS deps FROM work WHERE {where}",
             params,
         )
-        return [_work_from_row(cast(Any, r), tuple(r["tags"]), tuple(r["deps"])) for r in rows]
+        return [work_from_row(cast(Any, r), tuple(r["tags"]), tuple(r["deps"])) for r in rows]
 
     def get_work(self, work_id: str) -> WorkRow | None:
         found = self._rows(None, "id = %s", (work_id,))
@@ -163,7 +163,7 @@ class PostgresWorkMixin(WorkStore):
                 started_at=float(r["started_at"]),
                 ended_at=r["ended_at"],
                 outcome=r["outcome"],
-                output=_loads(r["output"]),
+                output=loads_json(r["output"]),
                 error=r["error"],
             )
             for r in rows
@@ -240,7 +240,7 @@ class PostgresWorkMixin(WorkStore):
                 state = "BLOCKED"
             else:
                 for r in prereq:
-                    merged.update(_loads(r["output"]) or {})
+                    merged.update(loads_json(r["output"]) or {})
         tx.execute(
             "INSERT INTO work (id, name, worker, input, periodic, interval, flex, constraints,"
             " backoff_policy, backoff_delay, timeout, state, scheduled_at, next_run_at,"
@@ -400,9 +400,9 @@ class PostgresWorkMixin(WorkStore):
             ).fetchall()
             if any(p["state"] != "SUCCEEDED" for p in prereqs):
                 continue
-            merged = _loads(dep["input"]) or {}
+            merged = loads_json(dep["input"]) or {}
             for p in prereqs:
-                merged.update(_loads(p["output"]) or {})
+                merged.update(loads_json(p["output"]) or {})
             tx.execute(
                 "UPDATE work SET state = 'ENQUEUED', input = %s, next_run_at = %s, updated_at = %s"
                 " WHERE id = %s",

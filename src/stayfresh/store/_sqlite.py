@@ -32,6 +32,7 @@ from ._base import (
     Store,
     TokenRow,
 )
+from ._rows import account_from_row, metrics_from
 from ._sqlite_library import SQLiteLibraryMixin
 from ._sqlite_notify import SQLiteNotifyMixin
 from ._sqlite_work import SQLiteWorkMixin
@@ -215,10 +216,10 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
 
     def get_account(self, name: str) -> AccountRow | None:
         rows = self.read("SELECT * FROM accounts WHERE name = ?", (name,))
-        return _account_from_row(rows[0]) if rows else None
+        return account_from_row(rows[0]) if rows else None
 
     def list_accounts(self) -> list[AccountRow]:
-        return [_account_from_row(r) for r in self.read("SELECT * FROM accounts ORDER BY name")]
+        return [account_from_row(r) for r in self.read("SELECT * FROM accounts ORDER BY name")]
 
     def delete_account(self, name: str) -> bool:
         with self.write() as tx:
@@ -385,42 +386,3 @@ def _split_sql(sql: str) -> list[str]:
     ):
         raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:60]!r}")
     return statements
-
-
-def _account_from_row(row: sqlite3.Row | Mapping[str, Any]) -> AccountRow:
-    return AccountRow(
-        name=row["name"],
-        provider=row["provider"],
-        config=json.loads(row["config"]),
-        tokens=TokenRow(
-            access_token=row["access_token"],
-            refresh_token=row["refresh_token"],
-            token_type=row["token_type"],
-            scope=row["scope"],
-            expires_at=row["expires_at"],
-            obtained_at=row["obtained_at"],
-        ),
-        version=int(row["version"]),
-        status=row["status"],
-        status_message=row["status_message"],
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-    )
-
-
-def metrics_from(
-    row: sqlite3.Row | Mapping[str, Any] | None, latencies: list[float]
-) -> RefreshMetrics:
-    """Build :class:`RefreshMetrics` from a counters row and recent latencies."""
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else None
-    return RefreshMetrics(
-        jit_refreshes=int(row["jit_refreshes"]) if row else 0,
-        background_refreshes=int(row["background_refreshes"]) if row else 0,
-        failures=int(row["failures"]) if row else 0,
-        avg_latency_ms=sum(ordered) / len(ordered) if ordered else None,
-        p95_latency_ms=p95,
-        last_refresh_at=row["last_refresh_at"] if row else None,
-        last_failure_at=row["last_failure_at"] if row else None,
-        last_error=row["last_error"] if row else None,
-    )

@@ -21,12 +21,8 @@ from ._library_base import (
     NewLibraryItem,
     PageCounts,
 )
+from ._rows import SYNC_COLUMNS, finished_sync, like_pattern
 
-_SYNC_COLUMNS = (
-    "account", "sync_id", "source", "state", "next_page", "cursor", "total_items",
-    "total_pages", "pages", "items_seen", "added", "updated", "removed", "started_at",
-    "updated_at", "finished_at",
-)  # fmt: skip
 _ITEM_COLUMNS = (
     "account, item_id, title, authors, data, first_seen_at, updated_at, removed_at,"
     " download_path, download_size, downloaded_at"
@@ -41,7 +37,7 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def _sync_from_row(row: sqlite3.Row) -> LibrarySyncRow:
-    return LibrarySyncRow(**{name: row[name] for name in _SYNC_COLUMNS})
+    return LibrarySyncRow(**{name: row[name] for name in SYNC_COLUMNS})
 
 
 def _item_from_row(row: sqlite3.Row) -> LibraryItemRow:
@@ -61,18 +57,12 @@ def _item_from_row(row: sqlite3.Row) -> LibraryItemRow:
 
 
 def _write_sync(conn: sqlite3.Connection, row: LibrarySyncRow) -> None:
-    values = tuple(getattr(row, name) for name in _SYNC_COLUMNS)
+    values = tuple(getattr(row, name) for name in SYNC_COLUMNS)
     conn.execute(
-        f"INSERT OR REPLACE INTO library_syncs ({', '.join(_SYNC_COLUMNS)})"
-        f" VALUES ({','.join('?' * len(_SYNC_COLUMNS))})",
+        f"INSERT OR REPLACE INTO library_syncs ({', '.join(SYNC_COLUMNS)})"
+        f" VALUES ({','.join('?' * len(SYNC_COLUMNS))})",
         values,
     )
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``\\`` escapes)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class SQLiteLibraryMixin(LibraryStore):
@@ -169,7 +159,7 @@ class SQLiteLibraryMixin(LibraryStore):
                 " AND removed_at IS NULL AND (seen_sync IS NULL OR seen_sync != ?)",
                 (now, cursor.account, cursor.sync_id),
             ).rowcount
-            _write_sync(tx, _finished(cursor, removed, now))
+            _write_sync(tx, finished_sync(cursor, removed, now))
         return int(removed)
 
     def list_library(
@@ -186,7 +176,7 @@ class SQLiteLibraryMixin(LibraryStore):
         if not include_removed:
             sql += " AND removed_at IS NULL"
         if search:
-            pattern = _like(search)
+            pattern = like_pattern(search)
             sql += (
                 " AND (title LIKE ? ESCAPE '\\' OR authors LIKE ? ESCAPE '\\'"
                 " OR item_id LIKE ? ESCAPE '\\')"
@@ -218,9 +208,3 @@ class SQLiteLibraryMixin(LibraryStore):
                 (path, size, now, account, item_id),
             )
         return cur.rowcount > 0
-
-
-def _finished(cursor: LibrarySyncRow, removed: int, now: float) -> LibrarySyncRow:
-    return dataclasses.replace(
-        cursor, state="finished", removed=removed, updated_at=now, finished_at=now, cursor=None
-    )

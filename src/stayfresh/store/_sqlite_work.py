@@ -9,11 +9,11 @@ claim the same work. The transactions are short (no worker code runs inside).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._rows import loads_json, work_from_row
 from ._work_base import (
     FINISHED_STATES,
     UNFINISHED_STATES,
@@ -34,10 +34,6 @@ _WORK_COLUMNS = (
     " lease_owner, lease_until, current_run, output, progress, last_outcome, last_error,"
     " last_run_at, created_at, updated_at, finished_at"
 )
-
-
-def _loads(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else dict(json.loads(text))
 
 
 def _marks(n: int) -> str:
@@ -79,7 +75,7 @@ class SQLiteWorkMixin(WorkStore):
             ):
                 deps.setdefault(d[0], []).append(d[1])
         return [
-            _work_from_row(r, tuple(sorted(tags.get(r["id"], ()))), tuple(deps.get(r["id"], ())))
+            work_from_row(r, tuple(sorted(tags.get(r["id"], ()))), tuple(deps.get(r["id"], ())))
             for r in rows
         ]
 
@@ -161,7 +157,7 @@ class SQLiteWorkMixin(WorkStore):
                 started_at=float(r["started_at"]),
                 ended_at=r["ended_at"],
                 outcome=r["outcome"],
-                output=_loads(r["output"]),
+                output=loads_json(r["output"]),
                 error=r["error"],
             )
             for r in rows
@@ -230,7 +226,7 @@ class SQLiteWorkMixin(WorkStore):
                 state = "BLOCKED"
             else:
                 for r in prereq:
-                    merged.update(_loads(r["output"]) or {})
+                    merged.update(loads_json(r["output"]) or {})
         tx.execute(
             "INSERT INTO work (id, name, worker, input, periodic, interval, flex, constraints,"
             " backoff_policy, backoff_delay, timeout, state, scheduled_at, next_run_at,"
@@ -393,9 +389,9 @@ class SQLiteWorkMixin(WorkStore):
             ).fetchall()
             if any(p["state"] != "SUCCEEDED" for p in prereqs):
                 continue
-            merged = _loads(dep["input"]) or {}
+            merged = loads_json(dep["input"]) or {}
             for p in prereqs:
-                merged.update(_loads(p["output"]) or {})
+                merged.update(loads_json(p["output"]) or {})
             tx.execute(
                 "UPDATE work SET state = 'ENQUEUED', input = ?, next_run_at = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -520,37 +516,3 @@ class SQLiteWorkMixin(WorkStore):
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _work_from_row(r: sqlite3.Row, tags: tuple[str, ...], deps: tuple[str, ...]) -> WorkRow:
-    return WorkRow(
-        id=r["id"],
-        name=r["name"],
-        worker=r["worker"],
-        input=_loads(r["input"]) or {},
-        periodic=bool(r["periodic"]),
-        interval=r["interval"],
-        flex=r["flex"],
-        constraints=_loads(r["constraints"]) or {},
-        backoff_policy=r["backoff_policy"],
-        backoff_delay=float(r["backoff_delay"]),
-        timeout=float(r["timeout"]),
-        tags=tags,
-        state=r["state"],
-        run_attempt=int(r["run_attempt"]),
-        scheduled_at=float(r["scheduled_at"]),
-        next_run_at=float(r["next_run_at"]),
-        run_now=bool(r["run_now"]),
-        lease_owner=r["lease_owner"],
-        lease_until=r["lease_until"],
-        current_run=r["current_run"],
-        output=_loads(r["output"]),
-        progress=_loads(r["progress"]),
-        last_outcome=r["last_outcome"],
-        last_error=r["last_error"],
-        last_run_at=r["last_run_at"],
-        created_at=float(r["created_at"]),
-        updated_at=float(r["updated_at"]),
-        finished_at=r["finished_at"],
-        prerequisites=deps,
-    )
