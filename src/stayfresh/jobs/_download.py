@@ -28,8 +28,9 @@ from urllib.parse import quote
 import httpx2
 
 from ..errors import AccountNotFound, ConfigError, ProviderError, ReauthRequired, TransientError
-from ..tokens import DEFAULT_THRESHOLD, Account, Keeper, get_provider
+from ..tokens import DEFAULT_THRESHOLD, Account, Keeper
 from ..work import Constraints, Result, WorkerContext, WorkManager, WorkRequest, register_worker
+from ._api import ATTEMPTS, ApiJob
 from ._library import SyncInterrupted, context_keeper
 from ._license import ContentLicense, announced_total, audible_license, json_license
 from ._lifecycle import DOWNLOAD_WORKER, account_tag, download_work_name
@@ -38,7 +39,6 @@ from ._sources import LibraryError, api_base
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
-ATTEMPTS = 5
 #: how often progress is published while bytes flow (seconds)
 PROGRESS_EVERY = 0.25
 
@@ -90,7 +90,7 @@ def enqueue_download(
     return info.id
 
 
-class Downloader:
+class Downloader(ApiJob[DownloadProgress]):
     """Licenses and downloads items of ``keeper.store``'s accounts.
 
     ``sleep`` waits between attempts and may return True for "stop" (a worker
@@ -112,39 +112,11 @@ class Downloader:
         on_progress: Callable[[DownloadProgress], None] | None = None,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.keeper = keeper
-        self.store = keeper.store
-        self._client = client
-        self._own_client = client is None
-        self.timeout = timeout
-        self.sleep = sleep
-        self.clock = clock
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-        self.backoff_cap = backoff_cap
-        self.threshold = threshold
-        self.on_progress = on_progress
-        self.cancelled = cancelled
-
-    def close(self) -> None:
-        if self._own_client and self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _http(self) -> httpx2.Client:
-        if self._client is None:
-            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=True)
-        return self._client
-
-    def _account(self, name: str) -> Account:
-        row = self.store.get_account(name)
-        if row is None:
-            raise AccountNotFound(f"no account named {name!r}")
-        return Account.from_row(row)
-
-    def _auth(self, account: Account, *, force: bool = False) -> dict[str, str]:
-        tokens = self.keeper.ensure_valid_token(account.name, self.threshold, force=force).tokens
-        return get_provider(account.provider).auth_headers(tokens)
+        super().__init__(
+            keeper, client=client, timeout=timeout, sleep=sleep, clock=clock,
+            attempts=attempts, backoff=backoff, backoff_cap=backoff_cap, threshold=threshold,
+            on_progress=on_progress, cancelled=cancelled,
+        )  # fmt: skip
 
     # -- the license -----------------------------------------------------------------
 
@@ -194,9 +166,9 @@ class Downloader:
         """Wait before attempt ``attempt + 1``; raise TransientError after the last one."""
         if attempt >= self.attempts:
             raise TransientError(f"{problem} ({attempt} attempts)")
-        delay = min(self.backoff_cap, self.backoff * 2 ** (attempt - 1))
+        delay = self._delay(attempt)
         log.warning("%s; retrying in %.1f s", problem, delay)
-        if self.sleep(delay) is True or self.cancelled():
+        if self._stopped_after(delay):
             raise SyncInterrupted("download stopped; the partial file is kept for the next run")
 
     # -- the file ----------------------------------------------------------------------

@@ -35,6 +35,7 @@ from ..errors import (
 from ..store import LibrarySyncRow, NewLibraryItem
 from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper, get_provider
 from ..work import Result, WorkerContext, register_worker
+from ._api import ApiJob
 from ._lifecycle import LIBRARY_SYNC_WORKER, library_sync_work_name
 from ._sources import LibraryError, LibrarySource, Page, Position, source_for
 from ._token_refresh import work_keeper
@@ -113,7 +114,7 @@ def item_row(source: LibrarySource, item: Mapping[str, Any]) -> NewLibraryItem:
     return NewLibraryItem(item_id=item_id, title=title, authors=authors, data=data, digest=digest)
 
 
-class LibrarySync:
+class LibrarySync(ApiJob[SyncProgress]):
     """Syncs accounts' libraries into ``keeper.store``.
 
     ``sleep`` waits between page retries and may return True to mean "stop"
@@ -136,25 +137,12 @@ class LibrarySync:
         cancelled: Callable[[], bool] = lambda: False,
         source_factory: Callable[[Account], LibrarySource] = source_for,
     ) -> None:
-        self.keeper = keeper
-        self.store = keeper.store
-        self._client = client
-        self._own_client = client is None
-        self.timeout = timeout
-        self.sleep = sleep
-        self.clock = clock
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-        self.backoff_cap = backoff_cap
-        self.threshold = threshold
-        self.on_progress = on_progress
-        self.cancelled = cancelled
+        super().__init__(
+            keeper, client=client, timeout=timeout, sleep=sleep, clock=clock,
+            attempts=attempts, backoff=backoff, backoff_cap=backoff_cap, threshold=threshold,
+            on_progress=on_progress, cancelled=cancelled,
+        )  # fmt: skip
         self.source_factory = source_factory
-
-    def close(self) -> None:
-        if self._own_client and self._client is not None:
-            self._client.close()
-            self._client = None
 
     def run(self, account: str) -> SyncStats:
         """Sync ``account`` now; raise :class:`SyncBusy` if it is already being synced."""
@@ -268,11 +256,6 @@ class LibrarySync:
             pending, added=cursor.added + counts.added, updated=cursor.updated + counts.updated
         )
 
-    def _client_(self) -> httpx2.Client:
-        if self._client is None:
-            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=True)
-        return self._client
-
     def _fetch(
         self, account: Account, source: LibrarySource, position: Position
     ) -> tuple[Page, int, int]:
@@ -287,7 +270,7 @@ class LibrarySync:
             try:
                 # merged by hand: httpx2 replaces a URL's own query with ``params``
                 url = httpx2.URL(request.url).copy_merge_params(request.params)
-                response = self._client_().request(request.method, url, headers=request.headers)
+                response = self._http().request(request.method, url, headers=request.headers)
                 body = response.read()
             except httpx2.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
@@ -320,10 +303,9 @@ class LibrarySync:
             failures += 1
             if failures >= self.attempts:
                 raise TransientError(f"{problem} ({failures} attempts)", retry_after=wait)
-            delay = min(self.backoff_cap, self.backoff * 2 ** (failures - 1))
-            delay = max(delay, min(wait or 0.0, self.backoff_cap))
+            delay = self._delay(failures, wait)
             log.warning("%s: %s; retrying in %.1f s", account.name, problem, delay)
-            if self.sleep(delay) is True or self.cancelled():
+            if self._stopped_after(delay):
                 raise SyncInterrupted(f"sync of {account.name!r} stopped while retrying")
 
 
