@@ -4,17 +4,21 @@ Starts a local OAuth2 token endpoint (:class:`stayfresh.testing.LocalTokenServer
 refresh tokens rotating), adds an account with the real CLI, then shows the
 keeper's decisions: a valid token served without a request, a refresh when the
 token enters its 30-minute threshold, and 100 concurrent callers on a stale
-token causing exactly one refresh.
+token causing exactly one refresh; then the daemon running the account's
+periodic token-refresh work (the background safety net).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -41,6 +45,30 @@ def _cli(db: Path, *args: str, env: dict[str, str] | None = None) -> str:
         raise SystemExit(result.returncode)
     console.print(result.stdout.rstrip())
     return result.stdout
+
+
+def _run_daemon_until_refresh_work_ran(db: Path, timeout: float = 30.0) -> None:
+    """Start ``stayfresh daemon``, wait for the token-refresh work's first run, stop it."""
+    console.print(f"[bold cyan]$ stayfresh --db {db} daemon[/]   (stopped with SIGTERM below)")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "stayfresh", "--db", str(db), "daemon"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = subprocess.run(
+                [sys.executable, "-m", "stayfresh", "--db", str(db), "work", "history",
+                 "token-refresh:demo", "--json"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if history.returncode == 0 and json.loads(history.stdout or "[]"):
+                break
+            time.sleep(0.3)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
 
 
 def main() -> None:
@@ -111,7 +139,13 @@ def main() -> None:
             )
         store.close()
         console.rule("5. the account, its expiry and its refresh metrics")
+        console.print("(the fake clock ran 95 minutes ahead, so the stored expiry counts from it)")
         _cli(db, "account", "show", "demo")
+
+        console.rule("6. the background layer: the daemon runs the account's safety-net work")
+        _cli(db, "work", "list")
+        _run_daemon_until_refresh_work_ran(db)
+        _cli(db, "work", "history", "token-refresh:demo")
     console.print(f"\n[green]done[/] — the demo database is {db}")
 
 

@@ -296,6 +296,7 @@ class Keeper:
         return result
 
     def _drive(self, flow: Flow) -> TokenResult:
+        client = self._sync_client()  # made before the flow times the refresh
         reply: Any = None
         error: BaseException | None = None
         while True:
@@ -309,18 +310,21 @@ class Keeper:
                 if isinstance(effect, Call):
                     reply = effect.fn(*effect.args)
                 else:
-                    reply = self._http(effect)
+                    reply = self._http(client, effect)
             except BaseException as exc:  # handed to the flow, which decides
                 reply, error = None, exc
 
-    def _http(self, effect: Http) -> HttpReply:
+    def _sync_client(self) -> httpx2.Client:
         if self._client is None:
             self._client = httpx2.Client(timeout=self.timeout)
             # a keeper dropped without close() still closes its connections
             weakref.finalize(self, self._client.close)
+        return self._client
+
+    def _http(self, client: httpx2.Client, effect: Http) -> HttpReply:
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
         with _transport_errors():
-            response = self._client.request(
+            response = client.request(
                 effect.method,
                 effect.url,
                 data=effect.data,
