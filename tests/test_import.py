@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 import struct
 from pathlib import Path
@@ -313,6 +314,8 @@ def test_wrong_or_missing_password(tmp_path: Path, style: str) -> None:
 def test_our_encryptor_matches_audible() -> None:
     """The fallback fixture writer produces files audible itself decrypts."""
     if audible is None:
+        if os.environ.get("CI"):
+            pytest.fail("the audible package is missing in CI (it is in the dev extra)")
         pytest.skip("the audible package is not installed")
     from audible.aescipher import AESCipher
 
