@@ -16,12 +16,14 @@ Without a timerfd (not Linux, or an injected clock) each sleep is capped at
 :data:`FALLBACK_MAX_SLEEP` so a suspend/resume cannot delay work by more than
 that; the wall/monotonic offset is compared after every wake and a jump is
 logged.
+
+What happens to a claim once taken (its thread, its outcome, lease renewal,
+time limits, release on shutdown) lives in :mod:`._runs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -30,13 +32,12 @@ import selectors
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..store import ClaimedRun, RunFinish, Store, constraints_key
+from ..store import ClaimedRun, Store, constraints_key
 from ._constraints import (
     Constraints,
     ConstraintWatcher,
@@ -45,30 +46,18 @@ from ._constraints import (
     unmet_constraints,
 )
 from ._control import WakeListener, listener_for
-from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome, plan_finish
+from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome
+from ._runs import _Run, _RunKeeping
 from ._timer import WallTimer, wall_timer
-from ._workers import WorkerContext, call_worker, resolve_worker, to_result
 
 log = logging.getLogger(__name__)
 
 FALLBACK_MAX_SLEEP = 300.0
 #: a wall/monotonic offset change larger than this is reported as a clock jump
 CLOCK_JUMP = 2.0
-_ERROR_LIMIT = 8000
 
 
-class _Run:
-    """One run in progress in this process."""
-
-    def __init__(self, claim: ClaimedRun, ctx: WorkerContext, deadline: float) -> None:
-        self.claim = claim
-        self.ctx = ctx
-        self.deadline = deadline  # time.monotonic()
-        self.timed_out = False
-        self.released = False
-
-
-class Runner:
+class Runner(_RunKeeping):
     """Runs due work from a store until stopped; embeddable in a thread or asyncio.
 
     ``max_concurrent`` runs at once; leases last ``lease_seconds`` and are
@@ -320,136 +309,6 @@ class Runner:
         elif not waiting and self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
-
-    def _context(self, claim: ClaimedRun) -> WorkerContext:
-        w, store = claim.work, self.store
-
-        def report(progress: Mapping[str, Any]) -> None:
-            store.set_progress(w.id, claim.run_id, progress)
-
-        return WorkerContext(
-            work_id=w.id, name=w.name, input=w.input, run_attempt=w.run_attempt, tags=w.tags,
-            scheduled_at=w.scheduled_at, report_progress=report, store=self.store,
-        )  # fmt: skip
-
-    def _start(self, claim: ClaimedRun) -> None:
-        w = claim.work
-        run = _Run(claim, self._context(claim), time.monotonic() + w.timeout)
-        if not self._runs:
-            self._next_renew = time.monotonic() + self.lease_seconds / 2
-        self._runs[w.id] = run
-        log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
-        threading.Thread(
-            target=self._execute,
-            args=(run,),
-            name=f"stayfresh-work-{w.name or w.id[:8]}",
-            daemon=True,
-        ).start()
-
-    def _execute(self, run: _Run) -> None:
-        """Worker thread: call the worker, queue the outcome, wake the loop."""
-        self._done.put((run, *self.invoke(run.claim, run.ctx)))
-        self.wake()
-
-    def invoke(
-        self, claim: ClaimedRun, ctx: WorkerContext
-    ) -> tuple[Outcome, Mapping[str, Any] | None, str | None]:
-        """Run one claimed work in this thread; exceptions become an outcome."""
-        try:
-            result = to_result(
-                call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop)
-            )
-            return result.kind, result.output, None
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            return "retry", None, "cancelled"
-        except Exception as exc:
-            log.exception(
-                "work %s (%s) raised", claim.work.name or claim.work.id, claim.work.worker
-            )
-            text = "".join(traceback.format_exception(exc))
-            return "error", None, text[-_ERROR_LIMIT:]
-
-    # -- bookkeeping of runs ------------------------------------------------------------
-
-    def _record_finished(self) -> None:
-        finishes: list[RunFinish] = []
-        while True:
-            try:
-                run, outcome, output, error = self._done.get_nowait()
-            except queue.Empty:
-                break
-            if self._runs.pop(run.claim.work.id, None) is None:
-                continue
-            finishes.append(self._plan(run, outcome, output, error))
-        if finishes:
-            self.store.finish_runs(finishes, keep_runs=self.keep_runs)
-
-    def _plan(
-        self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None
-    ) -> RunFinish:
-        if run.released:
-            outcome, error = "released", "runner shut down during the run"
-        elif run.timed_out:
-            outcome = "timeout"
-            error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (
-                f"\n{error}" if error else ""
-            )
-        return plan_finish(
-            run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
-            output=output, error=error, environ=self._env,
-        )  # fmt: skip
-
-    def _check_leases(self, now: float) -> None:
-        """Renew leases at half length; also right after a poke (a cancel may have come)."""
-        if not self._runs or not (self._poked or time.monotonic() >= self._next_renew):
-            self._poked = False
-            return
-        self._poked = False
-        held = self.store.renew_leases(
-            list(self._runs), runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
-        )
-        self._next_renew = time.monotonic() + self.lease_seconds / 2
-        for work_id, run in self._runs.items():
-            if work_id not in held and not run.ctx.cancelled:
-                log.info("work %s was cancelled or lost its lease; stopping it", work_id)
-                run.ctx.request_cancel()
-
-    def _check_time_limits(self) -> None:
-        mono = time.monotonic()
-        for run in self._runs.values():
-            if not run.timed_out and mono >= run.deadline:
-                run.timed_out = True
-                log.warning(
-                    "work %s exceeded its time limit of %gs; cancelling it",
-                    run.claim.work.name or run.claim.work.id, run.claim.work.timeout,
-                )  # fmt: skip
-                run.ctx.request_cancel()
-
-    def _shutdown(self) -> None:
-        """Let runs end within the grace period, then cancel and release the rest."""
-        self._wait_for_runs(self.grace)
-        if not self._runs:
-            return
-        log.warning("releasing %d unfinished run(s) for another runner", len(self._runs))
-        for run in self._runs.values():
-            run.released = True
-            run.ctx.request_cancel()
-        self._wait_for_runs(2.0)
-        leftovers = [self._plan(r, "retry", None, None) for r in self._runs.values()]
-        self._runs.clear()
-        self.store.finish_runs(leftovers, keep_runs=self.keep_runs)
-
-    def _wait_for_runs(self, seconds: float) -> None:
-        """Record finished runs as they end, for at most ``seconds``; keep leases alive."""
-        deadline = time.monotonic() + seconds
-        self._record_finished()
-        while self._runs and time.monotonic() < deadline:
-            if time.monotonic() >= self._next_renew:
-                self._check_leases(self.clock())
-            with contextlib.suppress(queue.Empty):
-                item = self._done.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-                self._done.put(item)
-            self._record_finished()
 
     # -- for tests and scripts --------------------------------------------------------
 

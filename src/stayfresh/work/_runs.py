@@ -1,0 +1,198 @@
+"""Runs in progress in this process: the per-run half of :class:`Runner`.
+
+The scheduling loop (:mod:`._runner`) decides *when* to claim; this module
+holds what happens to one claim afterwards: building its
+:class:`WorkerContext`, running the worker in its own thread (async workers
+on the runner's event loop), turning the result or exception into an
+outcome, and the bookkeeping the loop does for runs it owns — recording
+finished runs, renewing leases, enforcing time limits, and releasing runs on
+shutdown. Kept apart so the loop reads as scheduling only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..store import ClaimedRun, RunFinish, Store
+from ._engine import Outcome, plan_finish
+from ._workers import WorkerContext, call_worker, resolve_worker, to_result
+
+log = logging.getLogger(__name__)
+
+_ERROR_LIMIT = 8000
+
+
+class _Run:
+    """One run in progress in this process."""
+
+    def __init__(self, claim: ClaimedRun, ctx: WorkerContext, deadline: float) -> None:
+        self.claim = claim
+        self.ctx = ctx
+        self.deadline = deadline  # time.monotonic()
+        self.timed_out = False
+        self.released = False
+
+
+class _RunKeeping:
+    """Starting, executing and recording runs; mixed into :class:`Runner`.
+
+    The attributes below are set by :meth:`Runner.__init__`.
+    """
+
+    store: Store
+    runner_id: str
+    clock: Callable[[], float]
+    lease_seconds: float
+    grace: float
+    keep_runs: int
+    _env: dict[str, str]
+    _runs: dict[str, _Run]
+    _done: queue.Queue[tuple[_Run, Outcome, Mapping[str, Any] | None, str | None]]
+    _async_loop: asyncio.AbstractEventLoop | None
+    _poked: bool
+    _next_renew: float
+
+    if TYPE_CHECKING:
+
+        def wake(self) -> None: ...
+
+    # -- running one claim ---------------------------------------------------------------
+
+    def _context(self, claim: ClaimedRun) -> WorkerContext:
+        w, store = claim.work, self.store
+
+        def report(progress: Mapping[str, Any]) -> None:
+            store.set_progress(w.id, claim.run_id, progress)
+
+        return WorkerContext(
+            work_id=w.id, name=w.name, input=w.input, run_attempt=w.run_attempt, tags=w.tags,
+            scheduled_at=w.scheduled_at, report_progress=report, store=self.store,
+        )  # fmt: skip
+
+    def _start(self, claim: ClaimedRun) -> None:
+        w = claim.work
+        run = _Run(claim, self._context(claim), time.monotonic() + w.timeout)
+        if not self._runs:
+            self._next_renew = time.monotonic() + self.lease_seconds / 2
+        self._runs[w.id] = run
+        log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
+        threading.Thread(
+            target=self._execute,
+            args=(run,),
+            name=f"stayfresh-work-{w.name or w.id[:8]}",
+            daemon=True,
+        ).start()
+
+    def _execute(self, run: _Run) -> None:
+        """Worker thread: call the worker, queue the outcome, wake the loop."""
+        self._done.put((run, *self.invoke(run.claim, run.ctx)))
+        self.wake()
+
+    def invoke(
+        self, claim: ClaimedRun, ctx: WorkerContext
+    ) -> tuple[Outcome, Mapping[str, Any] | None, str | None]:
+        """Run one claimed work in this thread; exceptions become an outcome."""
+        try:
+            result = to_result(
+                call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop)
+            )
+            return result.kind, result.output, None
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            return "retry", None, "cancelled"
+        except Exception as exc:
+            log.exception(
+                "work %s (%s) raised", claim.work.name or claim.work.id, claim.work.worker
+            )
+            text = "".join(traceback.format_exception(exc))
+            return "error", None, text[-_ERROR_LIMIT:]
+
+    # -- bookkeeping of runs ------------------------------------------------------------
+
+    def _record_finished(self) -> None:
+        finishes: list[RunFinish] = []
+        while True:
+            try:
+                run, outcome, output, error = self._done.get_nowait()
+            except queue.Empty:
+                break
+            if self._runs.pop(run.claim.work.id, None) is None:
+                continue
+            finishes.append(self._plan(run, outcome, output, error))
+        if finishes:
+            self.store.finish_runs(finishes, keep_runs=self.keep_runs)
+
+    def _plan(
+        self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None
+    ) -> RunFinish:
+        if run.released:
+            outcome, error = "released", "runner shut down during the run"
+        elif run.timed_out:
+            outcome = "timeout"
+            error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (
+                f"\n{error}" if error else ""
+            )
+        return plan_finish(
+            run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
+            output=output, error=error, environ=self._env,
+        )  # fmt: skip
+
+    def _check_leases(self, now: float) -> None:
+        """Renew leases at half length; also right after a poke (a cancel may have come)."""
+        if not self._runs or not (self._poked or time.monotonic() >= self._next_renew):
+            self._poked = False
+            return
+        self._poked = False
+        held = self.store.renew_leases(
+            list(self._runs), runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
+        )
+        self._next_renew = time.monotonic() + self.lease_seconds / 2
+        for work_id, run in self._runs.items():
+            if work_id not in held and not run.ctx.cancelled:
+                log.info("work %s was cancelled or lost its lease; stopping it", work_id)
+                run.ctx.request_cancel()
+
+    def _check_time_limits(self) -> None:
+        mono = time.monotonic()
+        for run in self._runs.values():
+            if not run.timed_out and mono >= run.deadline:
+                run.timed_out = True
+                log.warning(
+                    "work %s exceeded its time limit of %gs; cancelling it",
+                    run.claim.work.name or run.claim.work.id, run.claim.work.timeout,
+                )  # fmt: skip
+                run.ctx.request_cancel()
+
+    def _shutdown(self) -> None:
+        """Let runs end within the grace period, then cancel and release the rest."""
+        self._wait_for_runs(self.grace)
+        if not self._runs:
+            return
+        log.warning("releasing %d unfinished run(s) for another runner", len(self._runs))
+        for run in self._runs.values():
+            run.released = True
+            run.ctx.request_cancel()
+        self._wait_for_runs(2.0)
+        leftovers = [self._plan(r, "retry", None, None) for r in self._runs.values()]
+        self._runs.clear()
+        self.store.finish_runs(leftovers, keep_runs=self.keep_runs)
+
+    def _wait_for_runs(self, seconds: float) -> None:
+        """Record finished runs as they end, for at most ``seconds``; keep leases alive."""
+        deadline = time.monotonic() + seconds
+        self._record_finished()
+        while self._runs and time.monotonic() < deadline:
+            if time.monotonic() >= self._next_renew:
+                self._check_leases(self.clock())
+            with contextlib.suppress(queue.Empty):
+                item = self._done.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                self._done.put(item)
+            self._record_finished()
