@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from ..errors import AccountNotFound, ReauthRequired, TokenError, TransientError
-from ..store import AccountRow, RefreshLock, Store
+from ..errors import AccountNotFound, ProviderError, ReauthRequired, TokenError, TransientError
+from ..store import RefreshLock, Store
 from ._model import Account, TokenResult, TokenSet, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
 
@@ -129,10 +129,6 @@ def load_account(store: Store, name: str) -> Account:
     return Account.from_row(row)
 
 
-def _reread(store: Store, name: str) -> Account:
-    return load_account(store, name)
-
-
 def refresh_flow(
     store: Store, seen: Account, opts: FlowOptions, clock: Callable[[], float]
 ) -> Flow:
@@ -165,7 +161,7 @@ def _refresh_locked(
     store: Store, seen: Account, opts: FlowOptions, clock: Callable[[], float]
 ) -> Flow:
     name = seen.name
-    current: Account = yield Call(_reread, (store, name))
+    current: Account = yield Call(load_account, (store, name))
     newer = current.version != seen.version
     now = clock()
     if newer and (opts.force or now < refresh_deadline(current.tokens, opts.threshold)):
@@ -186,7 +182,7 @@ def _refresh_locked(
             tokens = yield from _request_tokens(provider, config, current.tokens)
         except ReauthRequired:
             # the rotation race: did another process store a newer refresh token?
-            latest: Account = yield Call(_reread, (store, name))
+            latest: Account = yield Call(load_account, (store, name))
             if latest.tokens.refresh_token == current.tokens.refresh_token:
                 raise
             log.warning("%s: refresh token was rotated by another process; retrying with it", name)
@@ -206,7 +202,7 @@ def _refresh_locked(
     version = yield Call(_swap, (store, name, current.version, tokens))
     if version is None:
         # our lock lapsed and someone wrote a newer token: theirs wins
-        winner: Account = yield Call(_reread, (store, name))
+        winner: Account = yield Call(load_account, (store, name))
         log.warning("%s: a newer token was stored concurrently; discarding ours", name)
         return TokenResult(account=name, tokens=winner.tokens, was_refreshed=True)
     kind = "background" if opts.background else "jit"
@@ -255,8 +251,6 @@ def _request_tokens(
 def _http_failure(reply: HttpReply, what: str) -> TokenError:
     if reply.status >= 500 or reply.status == 429:
         return TransientError(f"{what} answered {reply.status}")
-    from ..errors import ProviderError
-
     return ProviderError(f"{what} answered {reply.status}", status=reply.status)
 
 
@@ -272,11 +266,3 @@ def _record_failure(store: Store, name: str, kind: Any, at: float, exc: Exceptio
     if isinstance(exc, ReauthRequired):
         store.set_status(name, "needs_login", str(exc))
     store.record_refresh(name, kind=kind, ok=False, at=at, error=f"{type(exc).__name__}: {exc}")
-
-
-def account_from_row(row: AccountRow) -> Account:
-    return Account.from_row(row)
-
-
-def as_utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, UTC)

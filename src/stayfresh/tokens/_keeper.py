@@ -51,7 +51,6 @@ log = logging.getLogger("stayfresh.tokens")
 UTC = dt.UTC
 DEFAULT_THRESHOLD = dt.timedelta(minutes=30)
 BACKGROUND_THRESHOLD = dt.timedelta(minutes=5)
-_DEFAULT_SECONDS = DEFAULT_THRESHOLD.total_seconds()
 
 
 def _seconds(value: dt.timedelta | float | int) -> float:
@@ -176,10 +175,7 @@ class Keeper:
 
     def _remember(self, result: TokenResult) -> TokenResult:
         plain = dataclasses.replace(result, was_refreshed=False) if result.was_refreshed else result
-        self._cache[result.account] = _Entry(
-            result=plain,
-            deadlines={DEFAULT_THRESHOLD: refresh_deadline(plain.tokens, _DEFAULT_SECONDS)},
-        )
+        self._cache[result.account] = _Entry(result=plain, deadlines={})
         return result
 
     def _decide(
