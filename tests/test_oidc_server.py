@@ -138,9 +138,7 @@ def test_no_refresh_token_without_offline_access(oidc_server: OIDCServer) -> Non
 
 
 def test_short_access_ttl(oidc_server_factory: OIDCServerFactory) -> None:
-    started = time.monotonic()
     server = oidc_server_factory(access_ttl=5, rotate=False)
-    assert time.monotonic() - started < 2.0
     try:
         assert server.stats()["config"]["rotate"] is False
         assert server.obtain_tokens()["expires_in"] == 5

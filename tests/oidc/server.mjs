@@ -6,6 +6,10 @@
 //   GET  /__stats   counters of token endpoint requests (JSON, see `freshStats`)
 //   POST /__reset   zero the counters
 //
+// oidc-provider is pinned to 8.x because 8.x runs on Node 18, the `nodejs` of
+// Debian 12 (`make test` must work there); 9.x supports Node 22 LTS and later
+// only and crashes on Node 18 (it calls URL.parse).  8.x runs on newer Node too.
+//
 // Usage:  node server.mjs [PORT]      (PORT env works too; 0 = pick a free port)
 //
 // It listens on 127.0.0.1 only and the issuer is http://127.0.0.1:PORT.  Once it
@@ -163,6 +167,13 @@ const configuration = {
     Session: 24 * 60 * 60,
     Grant: Math.max(REFRESH_TTL, 14 * 24 * 60 * 60),
     RefreshToken: REFRESH_TTL,
+  },
+  // PKCE is required from public clients only (oidc-provider 9's default; 8's
+  // default requires it from every client).  stayfresh always sends it.
+  pkce: {
+    required(_ctx, client) {
+      return client.clientAuthMethod === 'none';
+    },
   },
   rotateRefreshToken: ROTATE,
   // Issue a refresh token whenever the grant allows it and offline_access was
