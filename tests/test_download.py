@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
+from conftest import add_oauth2, run_cli
 from fake_audible import FakeAudible
+from hostile_server import HostileServer, drip, endless, redirect, repr_digest, respond, serve_file
 from library_helpers import REFRESH, add_audible_account
-from stayfresh.errors import TransientError
+from stayfresh.errors import ResponseTooLarge, TransientError, UnsafeRedirect
 from stayfresh.jobs import (
     Downloader,
     DownloadProgress,
@@ -24,7 +25,7 @@ from stayfresh.jobs import (
     run_work_inline,
 )
 from stayfresh.store import Store
-from stayfresh.tokens import Keeper
+from stayfresh.tokens import Keeper, TokenSet, add_account
 from stayfresh.work import Runner, WorkManager, WorkState
 
 ASIN = "B000000007"
@@ -191,3 +192,114 @@ def test_download_cli_runs_now_or_in_the_background(
     assert names["download:me:B000000002"] == "ENQUEUED"
     failed = run_cli("download", "me", "B999999999", "--dest", str(tmp_path), db=db_path)
     assert failed.returncode == 1 and "refused (404)" in failed.stderr
+
+
+# -- hostile file servers -------------------------------------------------------------------
+
+DATA = bytes(range(256)) * 400  # 102,400 bytes, every offset distinguishable
+
+
+@pytest.fixture
+def evil() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def other() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
+
+
+def json_account(store: Store, api: HostileServer, files: HostileServer) -> str:
+    """A json-source account; the token goes with downloads only when ``files`` is ``api``."""
+    add_oauth2(store, "j", api.url("/token"), expires_in=3600)
+    row = store.get_account("j")
+    assert row is not None
+    library = {"url": api.url("/lib"), "download_url": files.url("/files/{item_id}.bin")}
+    store.update_config("j", {**row.config, "library_source": "json", "library": library})
+    return "j"
+
+
+def test_a_resume_answered_from_the_wrong_offset_starts_again_from_zero(
+    store: Store, evil: HostileServer, downloader: Callable[..., Downloader], tmp_path: Path
+) -> None:
+    name = json_account(store, evil, evil)
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / ".b1.bin.part").write_bytes(DATA[:50_000])
+    # the 206 starts 1000 bytes further than asked; appending it would corrupt the file
+    evil.route("/files/b1.bin", serve_file(DATA, range_shift=1000))
+    result = downloader().download(name, "b1", folder)
+    assert Path(result.path).read_bytes() == DATA
+    assert [r.headers.get("range") for r in evil.seen("/files/b1.bin")] == ["bytes=50000-", None]
+
+
+def test_a_file_that_fails_the_servers_digest_is_never_saved(
+    store: Store, evil: HostileServer, downloader: Callable[..., Downloader], tmp_path: Path
+) -> None:
+    name = json_account(store, evil, evil)
+    evil.route("/files/b1.bin", serve_file(DATA, digest=repr_digest(DATA[:-1] + b"?")))
+    with pytest.raises(LibraryError, match="sha-256"):
+        downloader().download(name, "b1", tmp_path / "books")
+    assert list((tmp_path / "books").iterdir()) in ([], [tmp_path / "books" / ".b1.bin.part"])
+    assert not (tmp_path / "books" / "b1.bin").exists()
+
+    evil.route("/files/b1.bin", serve_file(DATA, digest=repr_digest(DATA)))
+    result = downloader().download(name, "b1", tmp_path / "books")
+    assert Path(result.path).read_bytes() == DATA
+
+
+def test_a_download_never_writes_past_the_licensed_size(
+    store: Store, evil: HostileServer, other: HostileServer, keeper: Keeper, tmp_path: Path
+) -> None:
+    add_account(
+        store, "amz", "amazon", {"token_url": evil.url("/token"), "api_url": evil.origin},
+        TokenSet(access_token="amz-access", refresh_token=REFRESH, expires_at=None),
+    )  # fmt: skip
+    granted = {"content_license": {
+        "status_code": "Granted", "drm_type": "Mpeg",
+        "content_metadata": {
+            "content_url": {"offline_url": other.url("/cdn/b1.mp3?sig=signed")},
+            "content_reference": {"content_size_in_bytes": 1000},
+        },
+    }}  # fmt: skip
+    evil.route("/1.0/content/B1/licenserequest", respond(200, granted))
+    other.route("/cdn/b1.mp3", endless(limit=20_000_000, content_type="audio/mpeg"))
+    seen: list[int] = []
+    d = Downloader(keeper, sleep=lambda s: None, on_progress=lambda p: seen.append(p.done))
+    try:
+        with pytest.raises(ResponseTooLarge):
+            d.download("amz", "B1", tmp_path / "books")
+    finally:
+        d.close()
+    assert max(seen, default=0) <= 1000
+    assert not (tmp_path / "books" / "B1.mp3").exists()
+    assert "x-amz-access-token" not in other.seen("/cdn/b1.mp3")[0].headers
+
+
+def test_an_authenticated_download_redirected_to_another_origin_is_refused(
+    store: Store,
+    evil: HostileServer,
+    other: HostileServer,
+    downloader: Callable[..., Downloader],
+    tmp_path: Path,
+) -> None:
+    name = json_account(store, evil, evil)
+    evil.route("/files/b1.bin", redirect(other.url("/files/b1.bin")))
+    other.route("/files/b1.bin", serve_file(b"foreign"))
+    with pytest.raises(UnsafeRedirect):
+        downloader().download(name, "b1", tmp_path / "books")
+    assert other.requests == []
+    assert not (tmp_path / "books" / "b1.bin").exists()
+
+
+def test_a_dripping_file_server_ends_at_the_deadline(
+    store: Store, evil: HostileServer, downloader: Callable[..., Downloader], tmp_path: Path
+) -> None:
+    """Large files get time in proportion to their bytes; a drip earns almost none."""
+    name = json_account(store, evil, evil)
+    evil.route("/files/b1.bin", drip(DATA[:400], 0.1))
+    with pytest.raises(TransientError, match="timed out"):
+        downloader(timeout=1.5, attempts=1).download(name, "b1", tmp_path / "books")
+    assert not (tmp_path / "books" / "b1.bin").exists()

@@ -1,18 +1,22 @@
 """What the library sync and the downloader share: an account API client.
 
 Both call an account's API with a token from the keeper, own (or borrow) an
-httpx2 client, retry transient failures with capped exponential backoff, and
-stop when their worker is cancelled.
+httpx2 client, send every request through the HTTP policy (:mod:`stayfresh._http`:
+total deadline, size cap, credentials kept to their origin), retry transient
+failures with the project's one backoff function, and stop when their worker
+is cancelled.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx2
 
+from .._http import API_MAX_BYTES, Answer, fetch, new_client
+from .._retry import backoff_delay
 from ..errors import AccountNotFound
 from ..tokens import Account, Keeper, get_provider
 
@@ -58,6 +62,7 @@ class ApiJob(Generic[P]):
         self.threshold = threshold
         self.on_progress = on_progress
         self.cancelled = cancelled
+        self._sent: str | None = None  # the access token of the last request
 
     def close(self) -> None:
         """Close the HTTP client if this job made it."""
@@ -67,8 +72,24 @@ class ApiJob(Generic[P]):
 
     def _http(self) -> httpx2.Client:
         if self._client is None:
-            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=True)
+            self._client = new_client(self.timeout)
         return self._client
+
+    def _call(
+        self,
+        method: str,
+        url: str | httpx2.URL,
+        *,
+        headers: dict[str, str],
+        credentials: dict[str, str],
+        json: Any = None,
+    ) -> Answer:
+        """One API request: ``timeout`` as a total deadline, at most ``API_MAX_BYTES``,
+        redirects only within the origin (the token never leaves it)."""
+        return fetch(
+            self._http(), method, url, headers=headers, credentials=credentials, json=json,
+            timeout=self.timeout, max_bytes=API_MAX_BYTES,
+        )  # fmt: skip
 
     def _account(self, name: str) -> Account:
         row = self.store.get_account(name)
@@ -76,15 +97,31 @@ class ApiJob(Generic[P]):
             raise AccountNotFound(f"no account named {name!r}")
         return Account.from_row(row)
 
-    def _auth(self, account: Account, *, force: bool = False) -> dict[str, str]:
-        """The provider's auth headers for a token valid for ``threshold`` (or forced new)."""
-        tokens = self.keeper.ensure_valid_token(account.name, self.threshold, force=force).tokens
+    def _auth(self, account: Account) -> dict[str, str]:
+        """The provider's auth headers for a token valid for ``threshold``.
+
+        The access token sent is remembered, so that a 401 can name it
+        (:meth:`_rejected`)."""
+        tokens = self.keeper.ensure_valid_token(account.name, self.threshold).tokens
+        self._sent = tokens.access_token
         return get_provider(account.provider).auth_headers(tokens)
+
+    def _rejected(self, account: Account) -> None:
+        """The API answered 401 to the token last sent: refresh, once for everyone.
+
+        The keeper refreshes only if that token is still the stored one, and
+        otherwise joins the refresh in flight — so a burst of 401s from several
+        jobs, threads or processes costs the provider one refresh."""
+        if self._sent is None:  # nothing was sent yet: a plain forced refresh
+            self.keeper.ensure_valid_token(account.name, self.threshold, force=True)
+        else:
+            self.keeper.ensure_valid_token(account.name, self.threshold, rejected=self._sent)
 
     def _delay(self, attempt: int, wait: float | None = None) -> float:
         """Capped exponential backoff before attempt ``attempt + 1``, at least ``wait``."""
-        delay = min(self.backoff_cap, self.backoff * 2.0 ** (attempt - 1))
-        return max(delay, min(wait or 0.0, self.backoff_cap))
+        return backoff_delay(
+            attempt, initial=self.backoff, floor=0.0, cap=self.backoff_cap, at_least=wait
+        )
 
     def _stopped_after(self, delay: float) -> bool:
         """Sleep ``delay``; True when the job was asked to stop meanwhile."""

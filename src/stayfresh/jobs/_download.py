@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import os
 import time
@@ -27,18 +28,33 @@ from urllib.parse import quote
 
 import httpx2
 
-from ..errors import AccountNotFound, ConfigError, ProviderError, ReauthRequired, TransientError
+from .._http import stream
+from .._retry import parse_retry_after
+from ..errors import (
+    AccountNotFound,
+    ConfigError,
+    ProviderError,
+    ReauthRequired,
+    ResponseTooLarge,
+    TransientError,
+)
 from ..tokens import DEFAULT_THRESHOLD, Account, Keeper
 from ..work import Constraints, Result, WorkerContext, WorkManager, WorkRequest, register_worker
 from ._api import ATTEMPTS, ApiJob
 from ._library import SyncInterrupted, context_keeper
-from ._license import ContentLicense, announced_total, audible_license, json_license
+from ._license import (
+    ContentLicense,
+    announced_sha256,
+    announced_total,
+    audible_license,
+    content_range,
+    json_license,
+)
 from ._lifecycle import DOWNLOAD_WORKER, account_tag, download_work_name
 from ._sources import LibraryError, api_base
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
 #: how often progress is published while bytes flow (seconds)
 PROGRESS_EVERY = 0.25
 
@@ -141,32 +157,39 @@ class Downloader(ApiJob[DownloadProgress]):
         }
         forced = False
         for attempt in range(1, self.attempts + 1):
-            headers = {"Accept": "application/json", **self._auth(account)}
+            wait: float | None = None
             try:
-                response = self._http().post(url, json=body, headers=headers)
-            except httpx2.TransportError as exc:
-                problem = f"license request failed: {type(exc).__name__}: {exc}"
+                response = self._call(
+                    "POST", url, headers={"Accept": "application/json"},
+                    credentials=self._auth(account), json=body,
+                )  # fmt: skip
+            except TransientError as exc:  # network trouble or the deadline
+                problem = f"license request failed: {exc}"
             else:
                 if response.status_code == 401 and not forced:
-                    self._auth(account, force=True)
+                    self._rejected(account)
                     forced = True
                     continue
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"license request answered {response.status_code}"
+                    now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+                    wait = parse_retry_after(response.headers.get("retry-after"), now)
                 elif response.status_code >= 400:
+                    text = response.content[:200].decode("utf-8", "replace")
                     raise LibraryError(
-                        f"license for {asin} refused ({response.status_code}): {response.text[:200]}"
+                        f"license for {asin} refused ({response.status_code}): {text}"
                     )
                 else:
                     return audible_license(asin, response.content)
-            self._pause(attempt, problem)
+            self._pause(attempt, problem, wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pause(self, attempt: int, problem: str) -> None:
-        """Wait before attempt ``attempt + 1``; raise TransientError after the last one."""
+    def _pause(self, attempt: int, problem: str, wait: float | None = None) -> None:
+        """Wait before attempt ``attempt + 1`` (at least ``wait``, the server's
+        Retry-After); raise TransientError after the last one."""
         if attempt >= self.attempts:
-            raise TransientError(f"{problem} ({attempt} attempts)")
-        delay = self._delay(attempt)
+            raise TransientError(f"{problem} ({attempt} attempts)", retry_after=wait)
+        delay = self._delay(attempt, wait)
         log.warning("%s; retrying in %.1f s", problem, delay)
         if self._stopped_after(delay):
             raise SyncInterrupted("download stopped; the partial file is kept for the next run")
@@ -195,6 +218,7 @@ class Downloader(ApiJob[DownloadProgress]):
         resumed_from = part.stat().st_size if part.exists() else 0
         account = self._account(name)
         expected, failures, relicensed, forced = lic.size, 0, False, False
+        digest: bytes | None = None  # the whole file's sha-256, when the server gives it
         while True:
             if self.cancelled():
                 raise SyncInterrupted("download stopped; the partial file is kept")
@@ -203,22 +227,27 @@ class Downloader(ApiJob[DownloadProgress]):
                 have = _truncate(part)
             if expected is not None and have == expected:
                 break
-            headers = {"Range": f"bytes={have}-"} if have else {}
-            if lic.authenticated:
-                headers.update(self._auth(account))
+            # ranges count bytes of the file as stored: no transfer encoding
+            headers = {"Accept-Encoding": "identity"}
+            if have:
+                headers["Range"] = f"bytes={have}-"
+            auth = self._auth(account) if lic.authenticated else {}
             problem: str | None = None
             try:
-                status, total = self._transfer(lic.url, headers, part, have, expected)
-            except httpx2.TransportError as exc:
+                status, total, sent_digest, problem = self._transfer(
+                    lic.url, headers, auth, part, have, expected
+                )
+                digest = sent_digest or digest
+            except TransientError as exc:  # network trouble or the deadline
                 status, total = 0, None
-                problem = f"{item_id}: transfer cut at {_size(part)} bytes ({type(exc).__name__})"
+                problem = f"{item_id}: transfer cut at {_size(part)} bytes ({exc})"
             if status == 416:
                 if expected is None or total != expected:
                     _truncate(part)  # what we have is not a prefix of this file
                 expected = total if total is not None else expected
                 continue
             if status == 401 and lic.authenticated and not forced:
-                self._auth(account, force=True)
+                self._rejected(account)
                 forced = True
                 continue
             if status in (401, 403, 410) and not relicensed:
@@ -241,6 +270,12 @@ class Downloader(ApiJob[DownloadProgress]):
         if lic.size is not None and size != lic.size:
             _truncate(part)
             raise LibraryError(f"{item_id}: got {size} bytes, the license says {lic.size}")
+        if digest is not None and _sha256(part) != digest:
+            _truncate(part)
+            raise LibraryError(
+                f"{item_id}: the file does not match the server's sha-256 digest; "
+                "the partial file was deleted"
+            )
         if lic.voucher is not None:
             _write_private(folder / (final.name + ".voucher"), lic.voucher)
         _fsync(part)
@@ -249,35 +284,66 @@ class Downloader(ApiJob[DownloadProgress]):
         return self._done(name, item_id, final, size, resumed_from, failures + 1, started)
 
     def _transfer(
-        self, url: str, headers: dict[str, str], part: Path, have: int, expected: int | None
-    ) -> tuple[int, int | None]:
-        """One GET, appending to ``part``: (status, total size the server announced)."""
-        with self._http().stream("GET", url, headers=headers) as response:
-            status = response.status_code
-            total = announced_total(response.headers, status)
+        self,
+        url: str,
+        headers: dict[str, str],
+        auth: dict[str, str],
+        part: Path,
+        have: int,
+        expected: int | None,
+    ) -> tuple[int, int | None, bytes | None, str | None]:
+        """One GET appending to ``part``: (status, total size the server announced,
+        its sha-256 of the whole file, a problem worth another attempt).
+
+        Bytes are never written past the size the license or the server
+        announced; a 206 whose Content-Range does not start at ``have`` or
+        announces another total empties ``part`` (the next attempt starts at 0).
+        """
+        with stream(
+            self._http(), "GET", url, headers=headers, credentials=auth, timeout=self.timeout
+        ) as body:
+            status = body.status_code
+            total = announced_total(body.headers, status)
+            digest = announced_sha256(body.headers)
             if status == 416 or status >= 300:
-                return status, total
+                return status, total, digest, None
+            if status == 206:
+                first, _ = content_range(body.headers)
+                if first != have or total is None or (expected is not None and total != expected):
+                    _truncate(part)
+                    problem = (
+                        f"{part.name}: Content-Range {body.headers.get('content-range')!r} "
+                        f"does not continue at byte {have} of {expected}; starting again at 0"
+                    )
+                    return status, total, digest, problem
             mode = "ab"
             if status == 200 and have:
                 log.info("server ignored the Range request; starting %s again", part.name)
                 mode = "wb"
                 have = 0
+            size = expected if expected is not None else total
+            if status == 200 and None not in (expected, total) and expected != total:
+                raise LibraryError(f"{part.name}: the server sends {total} bytes, expected {size}")
             done = have
             last = 0.0
-            with open(part, mode) as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    now = time.monotonic()
-                    if self.on_progress is not None and now - last >= PROGRESS_EVERY:
-                        last = now
-                        out.flush()
-                        self.on_progress(DownloadProgress(done=done, total=total or expected))
-                    if self.cancelled():
-                        raise SyncInterrupted("download stopped; the partial file is kept")
+            try:
+                with open(part, mode) as out:
+                    for chunk in body.chunks(None if size is None else size - have):
+                        out.write(chunk)
+                        done += len(chunk)
+                        now = time.monotonic()
+                        if self.on_progress is not None and now - last >= PROGRESS_EVERY:
+                            last = now
+                            out.flush()
+                            self.on_progress(DownloadProgress(done=done, total=size))
+                        if self.cancelled():
+                            raise SyncInterrupted("download stopped; the partial file is kept")
+            except ResponseTooLarge:
+                _truncate(part)  # a server that sends more than it announced is not trusted
+                raise
             if self.on_progress is not None:
-                self.on_progress(DownloadProgress(done=done, total=total or expected))
-            return status, total
+                self.on_progress(DownloadProgress(done=done, total=size))
+            return status, total, digest, None
 
     def _done(
         self, name: str, item_id: str, path: Path, size: int, resumed: int, attempts: int,
@@ -292,6 +358,14 @@ class Downloader(ApiJob[DownloadProgress]):
 
 def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
+
+
+def _sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+    return digest.digest()
 
 
 def _truncate(path: Path) -> int:

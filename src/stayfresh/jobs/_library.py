@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx2
 
+from .._retry import parse_retry_after
 from ..errors import (
     AccountNotFound,
     ConfigError,
@@ -33,7 +34,7 @@ from ..errors import (
     TransientError,
 )
 from ..store import LibrarySyncRow, NewLibraryItem
-from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper, get_provider
+from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper
 from ..work import Result, WorkerContext, register_worker
 from ._api import ApiJob
 from ._lifecycle import LIBRARY_SYNC_WORKER, library_sync_work_name
@@ -260,27 +261,28 @@ class LibrarySync(ApiJob[SyncProgress]):
         self, account: Account, source: LibrarySource, position: Position
     ) -> tuple[Page, int, int]:
         """One page: (page, retries used, forced refreshes). Raises after the last attempt."""
-        provider = get_provider(account.provider)
         forced = False
         failures = 0
         while True:
-            tokens = self.keeper.ensure_valid_token(account.name, self.threshold).tokens
-            request = source.page_request(position, provider.auth_headers(tokens))
+            auth = self._auth(account)
+            request = source.page_request(position, auth)
             wait: float | None = None
             try:
                 # merged by hand: httpx2 replaces a URL's own query with ``params``
                 url = httpx2.URL(request.url).copy_merge_params(request.params)
-                response = self._http().request(request.method, url, headers=request.headers)
-                body = response.read()
-            except httpx2.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                response = self._call(
+                    request.method, url, headers=request.headers, credentials=auth
+                )
+                body = response.content
+            except TransientError as exc:  # network trouble or the deadline
+                problem = str(exc)
             else:
                 status = response.status_code
                 if status == 401 and not forced:
                     log.info(
                         "%s: page %d answered 401; forcing a refresh", account.name, position.page
                     )
-                    self.keeper.ensure_valid_token(account.name, self.threshold, force=True)
+                    self._rejected(account)
                     forced = True
                     continue
                 if status == 401:
@@ -289,15 +291,18 @@ class LibrarySync(ApiJob[SyncProgress]):
                     )
                 if status == 429 or status >= 500:
                     problem = f"page {position.page} answered {status}"
-                    wait = _retry_after(response.headers.get("retry-after"))
+                    wait = parse_retry_after(
+                        response.headers.get("retry-after"),
+                        dt.datetime.fromtimestamp(self.clock(), dt.UTC),
+                    )
                 elif status >= 400:
                     raise LibraryError(
                         f"the library API answered {status} on page {position.page}: {body[:200]!r}"
                     )
                 else:
-                    headers = {k.lower(): v for k, v in response.headers.items()}
                     try:
-                        return source.parse_page(position, headers, body), failures, int(forced)
+                        page = source.parse_page(position, response.lower_headers(), body)
+                        return page, failures, int(forced)
                     except ValueError as exc:
                         problem = f"page {position.page}: {exc}"
             failures += 1
@@ -316,13 +321,6 @@ def _total_changed(cursor: LibrarySyncRow, page: Page) -> bool:
         and page.total_items is not None
         and cursor.total_items != page.total_items
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def sync_library(account: str, *, keeper: Keeper | None = None, **options: Any) -> SyncStats:

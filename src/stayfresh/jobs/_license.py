@@ -8,8 +8,10 @@ source has no license call, only a ``download_url`` template.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -80,16 +82,55 @@ def audible_license(asin: str, body: bytes) -> ContentLicense:
     )  # fmt: skip
 
 
+def content_range(headers: httpx2.Headers) -> tuple[int | None, int | None]:
+    """(first byte, whole size) from ``Content-Range: bytes FIRST-LAST/SIZE`` (or ``*/SIZE``).
+
+    None for a part that is absent or unreadable.
+    """
+    value = headers.get("content-range", "").strip()
+    unit, _, spec = value.partition(" ")
+    if unit.lower() != "bytes" or "/" not in spec:
+        return None, None
+    span, _, size = spec.rpartition("/")
+    first = span.split("-", 1)[0].strip()
+    return (
+        int(first) if first.isdigit() else None,
+        int(size.strip()) if size.strip().isdigit() else None,
+    )
+
+
 def announced_total(headers: httpx2.Headers, status: int) -> int | None:
     """The whole file's size from ``Content-Range`` (206/416) or ``Content-Length`` (200)."""
-    content_range = headers.get("content-range", "")
-    if "/" in content_range:
-        total = content_range.rsplit("/", 1)[1].strip()
-        return int(total) if total.isdigit() else None
+    if "/" in headers.get("content-range", ""):
+        return content_range(headers)[1]
     length = headers.get("content-length")
     if status == 200 and length and length.isdigit():
         return int(length)
     return None
+
+
+def announced_sha256(headers: httpx2.Headers) -> bytes | None:
+    """The whole file's SHA-256 if the server gives one, else None.
+
+    ``Repr-Digest: sha-256=:BASE64:`` (RFC 9530) or the older ``Digest:
+    SHA-256=BASE64`` (RFC 3230). Both digest the whole representation, not
+    the bytes of one range, so a resumed download checks the assembled file.
+    Other algorithms are ignored (sha-256 is the one both RFCs require).
+    """
+    for name, pattern in (("repr-digest", _REPR_DIGEST), ("digest", _LEGACY_DIGEST)):
+        found = pattern.search(headers.get(name, ""))
+        if found:
+            try:
+                digest = base64.b64decode(found.group(1), validate=True)
+            except ValueError:
+                continue
+            if len(digest) == 32:
+                return digest
+    return None
+
+
+_REPR_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):", re.IGNORECASE)
+_LEGACY_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*([A-Za-z0-9+/=]+)", re.IGNORECASE)
 
 
 def _safe(name: str) -> str:

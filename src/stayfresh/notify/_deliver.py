@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Mapping
 
+from .._retry import backoff_delay
 from ..store import DeliveryRow, Store
 from ._config import NotifyConfig
 from ._sinks import Sink, SinkError, sinks_of
@@ -45,7 +46,7 @@ RETRY_DELAY = 30.0
 
 def retry_time(claim: DeliveryRow, now: float, grace: float) -> float | None:
     """When to try a failed send again, or None once the grace period is over (pure)."""
-    at = now + RETRY_DELAY * 2 ** max(0, claim.attempts - 1)
+    at = now + backoff_delay(claim.attempts, initial=RETRY_DELAY, floor=0.0, cap=float("inf"))
     return at if at <= claim.due_at + grace else None
 
 

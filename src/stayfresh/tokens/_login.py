@@ -34,11 +34,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx2
 
-from ..errors import ConfigError, ProviderError, ReauthRequired, TransientError
+from .._http import TOKEN_MAX_BYTES, Answer, Redirects, client_timeout, fetch, new_client, show_url
+from ..errors import ConfigError, ProviderError, ReauthRequired
 from ..store import Store
 from ._accounts import add_account, check_name, replace_tokens
 from ._model import Account, TokenSet, secret_prefix
 from ._providers import OAuth2Provider, check_endpoint, client_auth, get_provider
+from ._scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +89,16 @@ def _send(
     *,
     data: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> tuple[httpx2.Response, dt.datetime, dt.datetime]:
-    """One request with the client's timeout; transport trouble becomes TransientError."""
+) -> tuple[Answer, dt.datetime, dt.datetime]:
+    """One request under the HTTP policy: the client's timeout as a total deadline,
+    1 MiB at most, no redirect followed (a 3xx is reported by the caller as an
+    answer it cannot use). Transport trouble becomes TransientError naming the host."""
     sent = dt.datetime.now(UTC)
-    try:
-        response = client.request(method, url, data=data, headers=headers)
-    except httpx2.TimeoutException as exc:
-        raise TransientError(f"{url} timed out: {type(exc).__name__}") from None
-    except httpx2.TransportError as exc:
-        raise TransientError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
-    return response, sent, dt.datetime.now(UTC)
+    answer = fetch(
+        client, method, url, data=data, headers=headers, timeout=client_timeout(client),
+        max_bytes=TOKEN_MAX_BYTES, redirects=Redirects.REFUSE,
+    )  # fmt: skip
+    return answer, sent, dt.datetime.now(UTC)
 
 
 def _prepare(
@@ -141,7 +143,7 @@ def _discover(store: Store, name: str, target: _Target, client: httpx2.Client) -
     url = str(target.config["issuer"]).rstrip("/") + "/.well-known/openid-configuration"
     response, _, _ = _send(client, "GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
-        raise ProviderError(f"OIDC discovery at {url} answered {response.status_code}")
+        raise ProviderError(f"OIDC discovery at {show_url(url)} answered {response.status_code}")
     try:
         document = json.loads(response.content)
     except ValueError:
@@ -162,14 +164,15 @@ def _exchange(target: _Target, client: httpx2.Client, form: Mapping[str, str]) -
     url = target.provider.token_url(target.config)
     response, sent, received = _send(client, "POST", url, data={**form, **fields}, headers=headers)
     try:
-        tokens = target.provider.parse_response(
-            response.status_code,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.content,
-            sent_at=sent,
-            received_at=received,
-            previous=TokenSet(access_token=None, expires_at=None),
-        )
+        with Scrubber.for_request({**form, **fields}, headers, target.config).guard():
+            tokens = target.provider.parse_response(
+                response.status_code,
+                response.lower_headers(),
+                response.content,
+                sent_at=sent,
+                received_at=received,
+                previous=TokenSet(access_token=None, expires_at=None),
+            )
     except ReauthRequired as exc:  # invalid_grant here means the code, not a refresh token
         raise ProviderError(
             f"the token endpoint rejected the login: {exc}", error="invalid_grant"
@@ -208,7 +211,7 @@ def _http_client(client: httpx2.Client | None, timeout: float) -> Iterator[httpx
     if client is not None:
         yield client
         return
-    with httpx2.Client(timeout=timeout) as own:
+    with new_client(timeout) as own:
         yield own
 
 

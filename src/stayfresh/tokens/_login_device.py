@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import httpx2
 
+from .._http import Answer
 from ..errors import ConfigError, ProviderError, TransientError
 from ..store import Store
 from ._login import (
@@ -30,6 +31,7 @@ from ._login import (
 )
 from ._model import Account, TokenSet
 from ._providers import client_auth
+from ._scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +84,15 @@ def login_device(
         if chosen:
             form["scope"] = chosen
         response, _, _ = _send(http, "POST", endpoint, data=form, headers=headers)
-        prompt, device_code = _read_device_answer(response)
+        with Scrubber.for_request(form, headers, target.config).guard():
+            prompt, device_code = _read_device_answer(response)
         if on_prompt is not None:
             on_prompt(prompt)
         tokens = _poll(target, http, device_code, prompt, timeout, sleep, clock)
         return _store(store, name, target, tokens)
 
 
-def _read_device_answer(response: httpx2.Response) -> tuple[DevicePrompt, str]:
+def _read_device_answer(response: Answer) -> tuple[DevicePrompt, str]:
     try:
         data = json.loads(response.content)
     except ValueError:
