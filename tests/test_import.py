@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import struct
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from stayfresh.errors import ConfigError
 from stayfresh.store import Store
 from stayfresh.tokens import (
     Keeper,
+    get_provider,
     import_account,
     parse_account_json,
     read_import_file,
@@ -144,7 +146,7 @@ def test_our_json_amazon_default_and_expiry_formats() -> None:
             }
         )
         assert imported.provider == "amazon"
-        assert imported.config == {"locale": "uk", "device_serial": "S1"}
+        assert imported.config == {"locale": "uk", "device_serial": "S1", "token_host": "amazon"}
         assert imported.tokens.expires_at == dt.datetime(2026, 11, 24, 6, 19, 38, tzinfo=UTC)
         assert "Atn" not in repr(imported)
 
@@ -278,7 +280,7 @@ def test_audible_files_keep_only_what_we_need(tmp_path: Path, style: str | None)
     path = write_audible_file(tmp_path / "auth.json", style)
     imported = read_import_file(path.read_bytes(), password=PASSWORD if style else None)
     assert imported.provider == "amazon"
-    assert imported.config == {"locale": "de", "device_serial": SERIAL}
+    assert imported.config == {"locale": "de", "device_serial": SERIAL, "token_host": "amazon"}
     assert imported.tokens.access_token == ACCESS
     assert imported.tokens.refresh_token == REFRESH
     assert imported.tokens.expires_at == dt.datetime.fromtimestamp(EXPIRES, UTC)
@@ -390,7 +392,7 @@ def test_cli_imports_every_kind_without_leaking(db_path: Path, tmp_path: Path) -
         assert f"imported {name} (amazon): status ok" in done.stdout
         outputs += [done.stdout, done.stderr]
         shown = run_cli("-vv", "account", "show", name, "--json", db=db_path)
-        assert json.loads(shown.stdout)["config"] == {"locale": "de"}
+        assert json.loads(shown.stdout)["config"] == {"locale": "de", "token_host": "amazon"}
         outputs += [shown.stdout, shown.stderr]
 
     ours = json.dumps(
@@ -466,3 +468,99 @@ def test_cli_replace_and_errors(db_path: Path, tmp_path: Path, store: Store) -> 
     assert "status ok" in healed.stdout
     row = store.get_account("b")
     assert row is not None and row.status == "ok"
+
+
+# -- pre-Amazon (username) accounts refresh where the audible package refreshes them ------------
+
+
+class ConnectRecorder:
+    """An HTTPS proxy on 127.0.0.1 that writes down which host a client wants, then refuses.
+
+    The ``audible`` package honours ``HTTPS_PROXY``, so the CONNECT line shows
+    the token host it picks for a refresh, without any network.
+    """
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        self.hosts: list[str] = []
+        outer = self
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline(4096).decode("latin-1").split()
+                if len(line) >= 2 and line[0] == "CONNECT":
+                    outer.hosts.append(line[1])
+                self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+AUDIBLE_REFRESH = r"""
+import sys
+from audible.auth import refresh_access_token
+try:
+    refresh_access_token("Atnr|x", sys.argv[1], with_username=sys.argv[2] == "1")
+except Exception:
+    pass
+"""
+
+
+@pytest.mark.skipif(audible is None, reason="the audible package (dev extra) is missing")
+@pytest.mark.parametrize("with_username", [True, False])
+def test_username_accounts_refresh_at_the_audible_host_like_audible_does(
+    db_path: Path, tmp_path: Path, with_username: bool
+) -> None:
+    import subprocess
+    import sys
+
+    data = {**audible_auth_dict(), "with_username": with_username}
+    path = tmp_path / "auth.json"
+    audible.Authenticator.from_dict(data).to_file(path, encryption=False)
+    imported = read_import_file(path.read_bytes())
+    host = "audible" if with_username else "amazon"
+    assert imported.config["token_host"] == host
+
+    done = run_cli("account", "import", "books", str(path), db=db_path)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(run_cli("account", "show", "books", "--json", db=db_path).stdout)
+    assert shown["config"]["token_host"] == host
+    ours = urllib.parse.urlsplit(get_provider("amazon").token_url(shown["config"]))
+
+    proxy = ConnectRecorder()
+    try:
+        env = {**os.environ, "HTTPS_PROXY": proxy.url, "https_proxy": proxy.url, "NO_PROXY": ""}
+        flag = "1" if with_username else "0"
+        subprocess.run(
+            [sys.executable, "-c", AUDIBLE_REFRESH, "de", flag], env=env, timeout=60, check=True
+        )
+    finally:
+        proxy.stop()
+    assert proxy.hosts == [f"{ours.hostname}:443"] == [f"api.{host}.de:443"]
+    assert ours.path == "/auth/token"
+
+
+def test_account_add_takes_the_token_host(db_path: Path) -> None:
+    env = {"RT": "Atnr|x"}
+    args = ["account", "add", "old", "--provider", "amazon", "--locale", "uk"]
+    done = run_cli(
+        *args, "--token-host", "audible", "--refresh-token-env", "RT", db=db_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(run_cli("account", "show", "old", "--json", db=db_path).stdout)
+    assert shown["config"]["token_host"] == "audible"
+    assert (
+        get_provider("amazon").token_url(shown["config"]) == "https://api.audible.co.uk/auth/token"
+    )
+    bad = run_cli(*args, "--token-host", "evil", "--refresh-token-env", "RT", db=db_path, env=env)
+    assert bad.returncode == 2
+    with pytest.raises(ConfigError, match="token host"):
+        parse_account_json({"locale": "us", "refresh_token": "r", "token_host": "evil.example"})

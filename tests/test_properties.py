@@ -8,9 +8,13 @@ aware UTC datetime or raises :class:`ExpiryParseError` (a ``ValueError``);
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.utils
+import html
 import json
+import re
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -25,6 +29,7 @@ from stayfresh.tokens import (
     get_provider,
     parse_expiry,
 )
+from stayfresh.tokens._scrub import MIN_SECRET, REDACTED, Scrubber
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -255,6 +260,27 @@ token_values = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30),
     st.just(10**400),
     st.sampled_from(["Tue Nov 24 06:19:38 UTC 2026", "2026-01-01T00:00:00Z", "1e999", "3600"]),
+    # tokens and token types at the edge of what providers may send (see _syntax.py)
+    st.sampled_from(
+        [
+            "Atna|x",
+            "a\r\nX-Injected: 1",
+            "a\x00b",
+            "\x1b[2J",
+            "a\x85b",
+            "a\x7fb",
+            "a b",
+            "a==",
+            "=a",
+            "é",
+            "bearer",
+            "BEARER",
+            "mac",
+            "DPoP",
+            "a" * 20_000,
+        ]
+    ),
+    st.text(alphabet=st.characters(max_codepoint=0xA0), max_size=20),
 )
 token_documents = st.dictionaries(token_keys, token_values, max_size=8)
 
@@ -291,6 +317,7 @@ statuses = st.one_of(
     st.integers(min_value=0, max_value=999),
 )
 EXPECTED = (ReauthRequired, TransientError, ProviderError)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @SETTINGS
@@ -339,6 +366,16 @@ EXPECTED = (ReauthRequired, TransientError, ProviderError)
     headers={"date": "Fri, 31 Dec 9999 00:00:00 GMT"},
     body=b'{"access_token": "a", "expires_at": "1970-01-02T00:00:00Z"}',
 )
+@example(provider="oauth2", status=200, headers={}, body=b'{"access_token": "a\\r\\nX: 1"}')
+@example(provider="oauth2", status=200, headers={}, body=b'{"access_token": "Atna|x"}')
+@example(provider="amazon", status=200, headers={}, body=b'{"access_token": "Atna|\\u001b"}')
+@example(
+    provider="oauth2",
+    status=200,
+    headers={},
+    body=b'{"access_token": "a", "refresh_token": "r\\u0000", "token_type": "mac"}',
+)
+@example(provider="oauth2", status=400, headers={}, body=b'{"error": "x\\u001b]0;t\\u0007"}')
 def test_parse_response_gives_tokens_or_typed_error(
     provider: str, status: int, headers: dict[str, str], body: bytes
 ) -> None:
@@ -354,6 +391,7 @@ def test_parse_response_gives_tokens_or_typed_error(
     except EXPECTED as exc:
         assert isinstance(exc, TokenError)
         assert str(exc)
+        assert not CONTROL.search(str(exc))  # one printable line, whatever the server sent
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             assert exc.retry_after >= 0
         return
@@ -364,6 +402,12 @@ def test_parse_response_gives_tokens_or_typed_error(
     assert tokens.refresh_token  # a new one, or the old one kept
     if tokens.expires_at is not None:
         assert_aware_utc(tokens.expires_at)
+    # only tokens of the provider's declared syntax and type come through
+    declared = get_provider(provider)
+    assert declared.access_token_syntax.fullmatch(tokens.access_token)
+    assert declared.refresh_token_syntax.fullmatch(tokens.refresh_token)
+    assert tokens.token_type.lower() in declared.token_types
+    assert not CONTROL.search(tokens.access_token + tokens.refresh_token + tokens.token_type)
 
 
 @pytest.mark.parametrize("provider", ["oauth2", "oidc", "amazon"])
@@ -379,3 +423,48 @@ def test_parse_response_keeps_the_old_refresh_token(provider: str) -> None:
     assert tokens.access_token == "new-access"
     assert tokens.refresh_token == "prev-refresh"
     assert tokens.expires_at == NOW + dt.timedelta(hours=1)
+
+
+# -- the secret scrubber: whatever the spelling, wherever the cut ------------------------
+
+secrets_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x17F), min_size=4)
+spellings = st.sampled_from(
+    [
+        lambda s: s,
+        lambda s: urllib.parse.quote(s, safe=""),
+        lambda s: urllib.parse.quote(s, safe="").lower() if s.isascii() and s.islower() else s,
+        urllib.parse.quote_plus,
+        lambda s: json.dumps(s)[1:-1],
+        lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+        lambda s: html.escape(s),
+        lambda s: base64.b64encode(s.encode()).decode(),
+    ]
+)
+
+
+@SETTINGS
+@given(
+    secret=secrets_text, spell=spellings, before=st.text(max_size=30), after=st.text(max_size=30)
+)
+def test_scrubber_leaves_no_spelling_of_a_secret(
+    secret: str, spell: Any, before: str, after: str
+) -> None:
+    form = spell(secret)
+    scrubbed = Scrubber([secret])(before + form + after)
+    assert form not in scrubbed or form in REDACTED
+
+
+@SETTINGS
+@given(secret=secrets_text, spell=spellings, before=st.text(max_size=30), data=st.data())
+def test_scrubber_leaves_no_beginning_of_a_secret_at_a_cut(
+    secret: str, spell: Any, before: str, data: st.DataObject
+) -> None:
+    """A provider cut its text after ``whole`` characters of a secret (and maybe mid-escape).
+
+    Fewer than MIN_SECRET characters may stay: they are not worth guarding.
+    """
+    whole = data.draw(st.integers(min_value=MIN_SECRET, max_value=len(secret)))
+    extra = data.draw(st.integers(min_value=0, max_value=2))
+    cut = spell(secret)[: len(spell(secret[:whole])) + extra]
+    scrubbed = Scrubber([secret])(f"{before} {cut}…")
+    assert not scrubbed.endswith(f" {cut}…") or cut in REDACTED

@@ -12,7 +12,6 @@ from rich.table import Table
 from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..tokens import AMAZON_LOCALES, TokenSet, add_account, describe, describe_all, remove_account
-from ..tokens import parse_expiry as _parse_expiry
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._secrets import read_secret, secret_options
 
@@ -21,18 +20,18 @@ def parse_when(value: str | None) -> dt.datetime | None:
     """``--expires-at``: any expiry format stayfresh reads, or ``+90m``-style offsets."""
     if value is None:
         return None
-    text = value.strip()
-    if text.startswith("+"):
-        from ..work._schedule import parse_duration
+    from ..tokens._expiry import parse_expiry_input
 
-        try:
-            return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=parse_duration(text[1:]))
-        except ValueError as exc:
-            raise ConfigError(f"--expires-at: {exc}") from None
     try:
-        return _parse_expiry(text)
+        return parse_expiry_input(value, dt.datetime.now(dt.UTC))
     except ValueError as exc:
         raise ConfigError(f"--expires-at: {exc}") from None
+
+
+#: ``account add`` options stored as the account's configuration
+_CONFIG_OPTIONS = (
+    "token_url", "issuer", "client_id", "auth_method", "scope", "locale", "api_url", "token_host",
+)  # fmt: skip
 
 
 @cli.group()
@@ -63,6 +62,12 @@ def account() -> None:
     help="Amazon marketplace (amazon provider).",
 )
 @click.option(
+    "--token-host",
+    type=click.Choice(["amazon", "audible"]),
+    help="Amazon: refresh at api.audible.<tld> for accounts from before Amazon sign-in "
+    "(the audible package's with_username), else api.amazon.<tld> (default).",
+)
+@click.option(
     "--api-url", metavar="URL", help="API base (overrides the provider's; local servers, tests)."
 )
 @click.option("--expires-at", "expires_at", metavar="WHEN", help="Expiry of the access token.")
@@ -81,11 +86,7 @@ def account_add(ctx: Context, /, name: str, provider: str, as_json: bool, **opts
     access = read_secret("access token", opts["access_token_env"], opts["access_token_file"])
     secret = read_secret("client secret", opts["client_secret_env"], opts["client_secret_file"])
     serial = read_secret("device serial", opts["device_serial_env"], opts["device_serial_file"])
-    config: dict[str, Any] = {
-        key: opts[key]
-        for key in ("token_url", "issuer", "client_id", "auth_method", "scope", "locale", "api_url")
-        if opts.get(key)
-    }
+    config: dict[str, Any] = {key: opts[key] for key in _CONFIG_OPTIONS if opts.get(key)}
     if secret:
         config["client_secret"] = secret
     if serial:

@@ -6,46 +6,38 @@ import click
 
 from ..tokens import DEFAULT_THRESHOLD, Keeper
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
-
-
-def _threshold(value: str | None) -> float | None:
-    if value is None:
-        return None
-    from ..work._schedule import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--threshold") from None
+from ._params import DURATION, Duration
 
 
 @cli.command("token")
 @click.argument("name")
 @click.option(
-    "--threshold", metavar="DURATION", help="Refresh when expiring within this (default 30m)."
+    "--threshold",
+    type=DURATION,
+    metavar="DURATION",
+    help="Refresh when expiring within this (default 30m).",
 )
 @click.option("--force", is_flag=True, help="Refresh even if the token is still valid.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=Duration(minimum=0.1, maximum=3600.0),
     default=10.0,
     show_default=True,
     envvar="STAYFRESH_TIMEOUT",
     show_envvar=True,
-    help="Seconds to wait for the token endpoint.",
+    help="How long to wait for the token endpoint (0.1s to 1h; plain numbers are seconds).",
 )
 @json_option
 @handle_errors
 @pass_ctx
 def token(
-    ctx: Context, name: str, threshold: str | None, force: bool, timeout: float, as_json: bool
+    ctx: Context, name: str, threshold: float | None, force: bool, timeout: float, as_json: bool
 ) -> None:
     """Print NAME's access token, refreshing it first if it is about to expire."""
     keeper = Keeper(ctx.store, timeout=timeout)
     try:
-        seconds = _threshold(threshold)
         result = keeper.ensure_valid_token(
-            name, DEFAULT_THRESHOLD if seconds is None else seconds, force=force
+            name, DEFAULT_THRESHOLD if threshold is None else threshold, force=force
         )
     finally:
         keeper.close()

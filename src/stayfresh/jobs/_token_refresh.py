@@ -39,7 +39,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import AccountNotFound, ConfigError, ProviderError, ReauthRequired, TransientError
+from ..errors import (
+    AccountNotFound,
+    ConfigError,
+    ProviderError,
+    ReauthRequired,
+    TransientError,
+    login_hint,
+)
 from ..store import Store, open_store
 from ..tokens import Account, Keeper, default_keeper, refresh_deadline
 from ..tokens._model import secret_prefix
@@ -167,11 +174,6 @@ def _load(store: Store, name: str) -> Account:
 def _seconds_left(account: Account, now: float) -> float:
     expires = account.tokens.expires_at
     return float("inf") if expires is None else expires.timestamp() - now
-
-
-def login_hint(name: str) -> str:
-    """What the user must do, in the words every message uses."""
-    return f"run `stayfresh login {name}` to sign in again"
 
 
 def _tell_user(store: Store, name: str, message: str) -> None:

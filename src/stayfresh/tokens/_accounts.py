@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .._input import check_name as _check_name
 from ..errors import AccountNotFound, ConfigError
 from ..store import AccountExists, Store
 from ._flow import load_account, seconds_left
@@ -14,15 +15,22 @@ from ._model import Account, TokenSet
 from ._providers import get_provider
 
 #: account names are used in file names, work names and command lines
-_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
+MAX_ACCOUNT_NAME = 100
 
 
 def check_name(name: str) -> str:
-    if not name or len(name) > 100 or not set(name) <= _NAME_OK or name[0] in ".-":
-        raise ConfigError(
-            f"invalid account name {name!r}: use letters, digits and . _ @ + - (max 100)"
-        )
-    return name
+    """The one name rule (:func:`stayfresh._input.check_name`), at most 100 characters."""
+    try:
+        return _check_name(name, "account name", max_len=MAX_ACCOUNT_NAME)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_tokens(provider: str, tokens: TokenSet) -> None:
+    """Refuse tokens given by the user that the provider could not have issued."""
+    problem = get_provider(provider).check_tokens(tokens)
+    if problem:
+        raise ConfigError(problem)
 
 
 def add_account(
@@ -33,6 +41,7 @@ def add_account(
     normalized = get_provider(provider).normalize_config(config)
     if not tokens.refresh_token:
         raise ConfigError("an account needs a refresh token")
+    check_tokens(provider, tokens)
     try:
         row = store.create_account(name, provider, normalized, tokens.to_row())
     except AccountExists:
@@ -44,6 +53,7 @@ def replace_tokens(store: Store, name: str, tokens: TokenSet) -> Account:
     """Store tokens from a login or import; the account becomes healthy (``ok``)."""
     for _ in range(10):
         current = load_account(store, name)
+        check_tokens(current.provider, tokens)
         if store.swap_tokens(name, current.version, tokens.to_row(), mark_ok=True) is not None:
             return load_account(store, name)
     raise ConfigError(f"could not store tokens for {name!r}: too much concurrent activity")
@@ -75,7 +85,7 @@ def _iso(value: dt.datetime | float | None) -> str | None:
 
 _PUBLIC_CONFIG = (
     "token_url", "issuer", "client_id", "auth_method", "scope", "locale", "api_url",
-    "authorization_endpoint", "device_authorization_endpoint",
+    "authorization_endpoint", "device_authorization_endpoint", "token_host",
 )  # fmt: skip
 
 

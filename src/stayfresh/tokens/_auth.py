@@ -3,12 +3,15 @@
 Before a request every driver asks the keeper for a valid token. What to do
 with the response is written once, in :meth:`_AuthCore.after_response` — a
 generator in the spirit of httpx's ``auth_flow`` that, on a 401, asks for a
-forced refresh and for one resend. The drivers for httpx2 (sync and async), legacy ``httpx`` and
+forced refresh and for one resend. The forced refresh names the token the
+server refused, so a burst of 401s (threads, tasks, processes) makes one
+refresh. The drivers for httpx2 (sync and async), legacy ``httpx`` and
 ``requests`` only perform those steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import AsyncGenerator, Generator
@@ -18,7 +21,7 @@ import httpx2
 
 from ._default import default_keeper
 from ._keeper import DEFAULT_THRESHOLD, Keeper
-from ._model import TokenResult
+from ._model import TokenResult, TokenSet
 from ._providers import get_provider
 
 if TYPE_CHECKING:
@@ -26,9 +29,19 @@ if TYPE_CHECKING:
 
 #: what a step asks of its driver
 ENSURE = "ensure"  # a token, refreshed if stale
-FORCE = "force"  # a token refreshed now (the server said 401)
 
-Step = str | TokenResult  # ENSURE/FORCE, or "send the request with these tokens"
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rejected:
+    """A step: a token newer than ``access_token``, which the server refused (401)."""
+
+    access_token: str | None
+
+    def __repr__(self) -> str:
+        return "Rejected(…)"
+
+
+Step = str | Rejected | TokenResult  # ENSURE, Rejected, or "send the request with these tokens"
 
 
 class _AuthCore:
@@ -44,8 +57,8 @@ class _AuthCore:
         self.account = account
         self.threshold = threshold
         self._keeper = keeper
-        self._last: TokenResult | None = None
-        self._last_headers: dict[str, str] = {}
+        # (tokens, their headers) as one value: threads sharing this auth see a matching pair
+        self._headers: tuple[TokenSet, dict[str, str]] | None = None
 
     @property
     def keeper(self) -> Keeper:
@@ -57,23 +70,27 @@ class _AuthCore:
         return f"{type(self).__name__}(account={self.account!r})"
 
     @staticmethod
-    def after_response(status: int) -> Generator[Step, Any, None]:
+    def after_response(status: int, sent: TokenResult) -> Generator[Step, Any, None]:
         """The decision once a response is in: on 401, one forced refresh and one resend.
 
+        The refresh names the token that was refused (``sent``): if another
+        caller has replaced it meanwhile, the keeper hands over the new one.
         (Before sending, every driver simply asks the keeper for a valid token.)
         """
         if status == 401:
-            tokens = yield FORCE
+            tokens = yield Rejected(sent.tokens.access_token)
             yield tokens
 
     def headers_for(self, result: TokenResult) -> dict[str, str]:
         """The provider's auth headers for ``result`` (cached while the token is the same)."""
-        if result.tokens is not (self._last.tokens if self._last else None):
-            account = self.keeper.store.get_account(self.account)
-            provider = get_provider(account.provider if account else "oauth2")
-            self._last_headers = provider.auth_headers(result.tokens)
-            self._last = result
-        return self._last_headers
+        cached = self._headers
+        if cached is not None and cached[0] is result.tokens:
+            return cached[1]
+        account = self.keeper.store.get_account(self.account)
+        provider = get_provider(account.provider if account else "oauth2")
+        headers = provider.auth_headers(result.tokens)
+        self._headers = (result.tokens, headers)
+        return headers
 
     def apply(self, request: Any, result: TokenResult) -> None:
         """Put the token's headers on ``request`` (item by item: cheaper than update)."""
@@ -82,11 +99,15 @@ class _AuthCore:
             headers[key] = value
 
     def ensure(self, step: Step) -> TokenResult:
-        return self.keeper.ensure_valid_token(self.account, self.threshold, force=step == FORCE)
+        rejected = step.access_token if isinstance(step, Rejected) else None
+        return self.keeper.ensure_valid_token(
+            self.account, self.threshold, force=isinstance(step, Rejected), rejected=rejected
+        )
 
     async def aensure(self, step: Step) -> TokenResult:
+        rejected = step.access_token if isinstance(step, Rejected) else None
         return await self.keeper.aensure_valid_token(
-            self.account, self.threshold, force=step == FORCE
+            self.account, self.threshold, force=isinstance(step, Rejected), rejected=rejected
         )
 
 
@@ -97,9 +118,10 @@ class _HttpxDriver(_AuthCore):
     requires_response_body = False
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
-        self.apply(request, self.ensure(ENSURE))
+        sent = self.ensure(ENSURE)
+        self.apply(request, sent)
         response = yield request
-        steps = self.after_response(response.status_code)
+        steps = self.after_response(response.status_code, sent)
         reply: Any = None
         while True:
             try:
@@ -114,9 +136,10 @@ class _HttpxDriver(_AuthCore):
                 reply = self.ensure(step)
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
-        self.apply(request, await self.aensure(ENSURE))
+        sent = await self.aensure(ENSURE)
+        self.apply(request, sent)
         response = yield request
-        steps = self.after_response(response.status_code)
+        steps = self.after_response(response.status_code, sent)
         reply: Any = None
         while True:
             try:
@@ -161,12 +184,15 @@ class StayfreshRequestsAuth(_AuthCore):
     """
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        self.apply(request, self.ensure(ENSURE))
-        request.hooks["response"].append(self._on_response)
+        sent = self.ensure(ENSURE)
+        self.apply(request, sent)
+        request.hooks["response"].append(functools.partial(self._on_response, sent))
         return request
 
-    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        steps = self.after_response(response.status_code)
+    def _on_response(
+        self, sent: TokenResult, response: requests.Response, **kwargs: Any
+    ) -> requests.Response:
+        steps = self.after_response(response.status_code, sent)
         reply: Any = None
         while True:
             try:

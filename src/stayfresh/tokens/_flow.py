@@ -22,6 +22,7 @@ from ..errors import AccountNotFound, ProviderError, ReauthRequired, TokenError,
 from ..store import RefreshLock, Store
 from ._model import Account, TokenResult, TokenSet, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
+from ._scrub import Scrubber
 
 log = logging.getLogger("stayfresh.tokens")
 
@@ -64,6 +65,14 @@ def seconds_left(tokens: TokenSet, now: float) -> float:
     if tokens.expires_at is None:
         return float("inf")
     return tokens.expires_at.timestamp() - now
+
+
+def replaced(tokens: TokenSet, rejected: str | None) -> bool:
+    """Has the access token a server refused (401) already been replaced by another?
+
+    Then a refresh forced by that 401 is moot: the new token has not been tried yet.
+    """
+    return rejected is not None and tokens.access_token not in (None, rejected)
 
 
 def usable(tokens: TokenSet, now: float) -> bool:
@@ -120,6 +129,8 @@ class FlowOptions:
     background: bool
     mandatory_window: float
     lock_timeout: float
+    #: the access token a server refused (401): a forced refresh is moot once it is replaced
+    rejected: str | None = None
 
 
 def load_account(store: Store, name: str) -> Account:
@@ -164,6 +175,8 @@ def _refresh_locked(
     current: Account = yield Call(load_account, (store, name))
     newer = current.version != seen.version
     now = clock()
+    if opts.force and replaced(current.tokens, opts.rejected):
+        opts = dataclasses.replace(opts, force=False)
     if newer and (opts.force or now < refresh_deadline(current.tokens, opts.threshold)):
         log.info("%s: another process refreshed the token meanwhile; using it", name)
         return TokenResult(account=name, tokens=current.tokens, was_refreshed=True)
@@ -178,6 +191,7 @@ def _refresh_locked(
     started = time.perf_counter()
     try:
         config = yield from _discovered_config(store, provider, current)
+        yield Call(store.begin_refresh, (name, current.version))  # durable before the request
         try:
             tokens = yield from _request_tokens(provider, config, current.tokens)
         except ReauthRequired:
@@ -191,6 +205,8 @@ def _refresh_locked(
                 return TokenResult(account=name, tokens=latest.tokens, was_refreshed=True)
             tokens = yield from _request_tokens(provider, config, latest.tokens)
     except TokenError as exc:
+        if isinstance(exc, ReauthRequired):
+            exc.account = name  # what the user must log in to: every message names it
         kind = "background" if opts.background else "jit"
         yield Call(_record_failure, (store, name, kind, clock(), exc))
         raise
@@ -218,14 +234,15 @@ def _discovered_config(
     url = provider.discovery_url(account.config)
     if url is None:
         return account.config
-    reply: HttpReply = yield Http("GET", url, headers={"Accept": "application/json"})
-    if reply.status != 200:
-        raise _http_failure(reply, "OIDC discovery")
-    try:
-        document = json.loads(reply.body)
-    except ValueError:
-        document = None
-    config = provider.apply_discovery(account.config, document)
+    with Scrubber.for_request(None, {}, account.config, account.tokens).guard():
+        reply: HttpReply = yield Http("GET", url, headers={"Accept": "application/json"})
+        if reply.status != 200:
+            raise _http_failure(reply, "OIDC discovery")
+        try:
+            document = json.loads(reply.body)
+        except ValueError:
+            document = None
+        config = provider.apply_discovery(account.config, document)
     yield Call(store.update_config, (account.name, config))
     return config
 
@@ -237,15 +254,17 @@ def _request_tokens(
         raise ReauthRequired("the account has no refresh token")
     request: RefreshRequest = provider.refresh_request(config, tokens.refresh_token)
     log.debug("POST %s with refresh token %s", request.url, secret_prefix(tokens.refresh_token))
-    reply: HttpReply = yield Http("POST", request.url, request.data, request.headers)
-    return provider.parse_response(
-        reply.status,
-        reply.headers,
-        reply.body,
-        sent_at=reply.sent_at,
-        received_at=reply.received_at,
-        previous=tokens,
-    )
+    # the one door provider texts come in by: whatever they echo of ours is blanked
+    with Scrubber.for_request(request.data, request.headers, config, tokens).guard():
+        reply: HttpReply = yield Http("POST", request.url, request.data, request.headers)
+        return provider.parse_response(
+            reply.status,
+            reply.headers,
+            reply.body,
+            sent_at=reply.sent_at,
+            received_at=reply.received_at,
+            previous=tokens,
+        )
 
 
 def _http_failure(reply: HttpReply, what: str) -> TokenError:

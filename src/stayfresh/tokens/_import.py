@@ -11,13 +11,15 @@ Accepted inputs (detected from the content, not the file name):
   ``provider`` is ``amazon`` (the default when ``locale`` or ``device_serial``
   is present), ``oauth2`` or ``oidc`` (the default when ``issuer`` is
   present); optional ``token_url``, ``client_id``, ``client_secret``,
-  ``auth_method``, ``issuer``, ``scope``. ``expires_at`` takes every format
-  :func:`parse_expiry` reads.
+  ``auth_method``, ``issuer``, ``scope``, ``token_host`` (amazon: ``amazon``
+  or ``audible``). ``expires_at`` takes every format :func:`parse_expiry`
+  reads.
 - auth files written by the ``audible`` package / audible-cli, plain JSON or
   encrypted with a password (its ``json`` and ``bytes`` styles: PBKDF2 +
-  AES-CBC). Only the tokens, their expiry, the locale and the device serial
-  are kept; the other secrets in those files (device private key, cookies,
-  ADP token, activation bytes) are never stored, logged or printed.
+  AES-CBC). Only the tokens, their expiry, the locale, the device serial and
+  the token host (``with_username: true`` → ``api.audible.<tld>``) are
+  kept; the other secrets in those files (device private key, cookies, ADP
+  token, activation bytes) are never stored, logged or printed.
 
 Every malformed input raises :class:`ConfigError`, never another exception.
 """
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 #: the string fields of our account JSON besides the tokens
 _CONFIG_FIELDS = (
     "locale", "device_serial", "token_url", "client_id", "client_secret",
-    "auth_method", "issuer", "scope",
+    "auth_method", "issuer", "scope", "token_host",
 )  # fmt: skip
 #: keys only the audible package's auth files have
 _AUDIBLE_MARKERS = (
@@ -164,6 +166,10 @@ def parse_audible_auth(data: Mapping[str, Any], *, source: str = "audible") -> I
     locale = _text(data, "locale_code")
     if locale:
         config["locale"] = locale
+    if data.get("with_username") is True:
+        # registered with an Audible username (pre-Amazon account): the audible
+        # package refreshes those at api.audible.<tld>, and Amazon's host refuses them
+        config["token_host"] = "audible"
     device_info = data.get("device_info")
     if isinstance(device_info, dict):
         serial = device_info.get("device_serial_number")

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
 
-from ..errors import ReauthRequired, TokenError, TransientError
+from .._http import TOKEN_MAX_BYTES, Answer, Redirects, afetch, fetch, new_async_client, new_client
+from ..errors import TokenError
 from ..store import Store
 from ._flow import (
     Call,
@@ -41,6 +41,7 @@ from ._flow import (
     load_account,
     refresh_deadline,
     refresh_flow,
+    replaced,
     seconds_left,
     usable,
 )
@@ -123,12 +124,20 @@ class Keeper:
         *,
         force: bool = False,
         background: bool = False,
+        rejected: str | None = None,
     ) -> TokenResult:
-        """The account's tokens, refreshed first if ``now >= expires_at - threshold``."""
+        """The account's tokens, refreshed first if ``now >= expires_at - threshold``.
+
+        ``force`` refreshes now. ``rejected`` is the access token a server just
+        refused (401) and implies ``force``, but only while that token is the
+        stored one: a burst of 401s for one token makes one refresh, and the
+        callers that come after it get its result instead of refreshing again.
+        """
+        force = force or rejected is not None
         entry = self._cache.get(account)
         if entry is not None and not force and self.clock() < entry.deadline(threshold):
             return entry.result
-        return self._ensure_slow(account, _seconds(threshold), force, background)
+        return self._ensure_slow(account, _seconds(threshold), force, background, rejected)
 
     async def aensure_valid_token(
         self,
@@ -137,12 +146,14 @@ class Keeper:
         *,
         force: bool = False,
         background: bool = False,
+        rejected: str | None = None,
     ) -> TokenResult:
         """Async twin of :meth:`ensure_valid_token` (same cache, flights and lock)."""
+        force = force or rejected is not None
         entry = self._cache.get(account)
         if entry is not None and not force and self.clock() < entry.deadline(threshold):
             return entry.result
-        return await self._aensure_slow(account, _seconds(threshold), force, background)
+        return await self._aensure_slow(account, _seconds(threshold), force, background, rejected)
 
     def forget(self, account: str | None = None) -> None:
         """Drop cached state (all accounts with None), e.g. after a login or removal."""
@@ -179,11 +190,17 @@ class Keeper:
         return result
 
     def _decide(
-        self, account: Account, threshold: float, force: bool
+        self, account: Account, threshold: float, force: bool, rejected: str | None
     ) -> tuple[TokenResult | None, concurrent.futures.Future[TokenResult] | None, bool]:
-        """(answer now, flight to join, am I the leader)."""
+        """(answer now, flight to join, am I the leader).
+
+        A refresh forced by a 401 (``rejected``) joins the flight in progress,
+        or is moot when the stored token is no longer the rejected one.
+        """
         now = self.clock()
         tokens = account.tokens
+        if replaced(tokens, rejected):
+            force = False
         if not force and now < refresh_deadline(tokens, threshold):
             log.debug(
                 "%s: token still valid (%.0f min left)",
@@ -231,8 +248,6 @@ class Keeper:
                 seconds_left(account.tokens, self.clock()),
             )
             return TokenResult(account=account.name, tokens=account.tokens, was_refreshed=False)
-        if isinstance(error, ReauthRequired) and error.account is None:
-            error.account = account.name
         raise error
 
     def _finish(
@@ -252,22 +267,25 @@ class Keeper:
                 flight.set_exception(error)
             self._flights.pop(account.name, None)
 
-    def _options(self, threshold: float, force: bool, background: bool) -> FlowOptions:
+    def _options(
+        self, threshold: float, force: bool, background: bool, rejected: str | None
+    ) -> FlowOptions:
         return FlowOptions(
             threshold=threshold,
             force=force,
             background=background,
             mandatory_window=self.mandatory_window,
             lock_timeout=self.lock_timeout,
+            rejected=rejected,
         )
 
     # -- sync driver ---------------------------------------------------------------------
 
     def _ensure_slow(
-        self, name: str, threshold: float, force: bool, background: bool
+        self, name: str, threshold: float, force: bool, background: bool, rejected: str | None
     ) -> TokenResult:
         account = self._load(name)
-        answer, flight, leader = self._decide(account, threshold, force)
+        answer, flight, leader = self._decide(account, threshold, force, rejected)
         if answer is not None:
             return answer
         assert flight is not None
@@ -280,7 +298,10 @@ class Keeper:
                 return self._after_failure(account, exc)
         try:
             flow = refresh_flow(
-                self.store, account, self._options(threshold, force, background), self.clock
+                self.store,
+                account,
+                self._options(threshold, force, background, rejected),
+                self.clock,
             )
             result = self._remember(self._drive(flow))
         except BaseException as exc:
@@ -312,30 +333,23 @@ class Keeper:
 
     def _sync_client(self) -> httpx2.Client:
         if self._client is None:
-            self._client = httpx2.Client(timeout=self.timeout)
+            self._client = new_client(self.timeout)
             # a keeper dropped without close() still closes its connections
             weakref.finalize(self, self._client.close)
         return self._client
 
     def _http(self, client: httpx2.Client, effect: Http) -> HttpReply:
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
-        with _transport_errors():
-            response = client.request(
-                effect.method,
-                effect.url,
-                data=effect.data,
-                headers=effect.headers,
-                timeout=self.timeout,
-            )
-        return _reply(response, sent, self.clock())
+        answer = fetch(client, effect.method, effect.url, **_policy(effect, self.timeout))
+        return _reply(answer, sent, self.clock())
 
     # -- async driver ----------------------------------------------------------------------
 
     async def _aensure_slow(
-        self, name: str, threshold: float, force: bool, background: bool
+        self, name: str, threshold: float, force: bool, background: bool, rejected: str | None
     ) -> TokenResult:
         account = await asyncio.to_thread(self._load, name)
-        answer, flight, leader = self._decide(account, threshold, force)
+        answer, flight, leader = self._decide(account, threshold, force, rejected)
         if answer is not None:
             return answer
         assert flight is not None
@@ -348,7 +362,10 @@ class Keeper:
                 return self._after_failure(account, exc)
         try:
             flow = refresh_flow(
-                self.store, account, self._options(threshold, force, background), self.clock
+                self.store,
+                account,
+                self._options(threshold, force, background, rejected),
+                self.clock,
             )
             result = self._remember(await self._adrive(flow))
         except BaseException as exc:
@@ -384,39 +401,34 @@ class Keeper:
     def _new_async_client(self) -> httpx2.AsyncClient:
         if self._async_client_factory is not None:
             return self._async_client_factory()
-        return httpx2.AsyncClient(timeout=self.timeout)
+        return new_async_client(self.timeout)
 
     async def _ahttp(self, client: httpx2.AsyncClient, effect: Http) -> HttpReply:
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
-        with _transport_errors():
-            response = await client.request(
-                effect.method,
-                effect.url,
-                data=effect.data,
-                headers=effect.headers,
-                timeout=self.timeout,
-            )
-        return _reply(response, sent, self.clock())
+        answer = await afetch(client, effect.method, effect.url, **_policy(effect, self.timeout))
+        return _reply(answer, sent, self.clock())
 
 
-@contextlib.contextmanager
-def _transport_errors() -> Iterator[None]:
-    """Network failures of either driver become :class:`TransientError`."""
-    try:
-        yield
-    except httpx2.TimeoutException as exc:
-        raise TransientError(f"token endpoint timed out: {type(exc).__name__}") from None
-    except httpx2.TransportError as exc:
-        raise TransientError(
-            f"cannot reach the token endpoint: {type(exc).__name__}: {exc}"
-        ) from None
+def _policy(effect: Http, timeout: float) -> dict[str, Any]:
+    """How token and discovery requests go out (the same for both drivers).
+
+    A total ``timeout``, 1 MiB at most, and no redirect followed: a 3xx goes to
+    the provider, which reports it. Network failures become TransientError.
+    """
+    return {
+        "timeout": timeout,
+        "max_bytes": TOKEN_MAX_BYTES,
+        "redirects": Redirects.REFUSE,
+        "data": effect.data,
+        "headers": effect.headers,
+    }
 
 
-def _reply(response: httpx2.Response, sent: dt.datetime, now: float) -> HttpReply:
+def _reply(answer: Answer, sent: dt.datetime, now: float) -> HttpReply:
     return HttpReply(
-        status=response.status_code,
-        headers={k.lower(): v for k, v in response.headers.items()},
-        body=response.content,
+        status=answer.status_code,
+        headers=answer.lower_headers(),
+        body=answer.content,
         sent_at=sent,
         received_at=dt.datetime.fromtimestamp(now, UTC),
     )

@@ -14,20 +14,28 @@ import base64
 import dataclasses
 import datetime as dt
 import email.utils
-import html
 import ipaddress
-import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .._retry import parse_retry_after
 from ..errors import ConfigError, ProviderError, ReauthRequired, TransientError
 from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
 from ._model import TokenSet
+from ._syntax import (
+    B64TOKEN,
+    BEARER,
+    VISIBLE_ASCII,
+    VSCHAR,
+    json_body,
+    one_line,
+    short_text,
+    token_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,9 @@ AMAZON_LOCALES: dict[str, str] = {
     "us": "com", "uk": "co.uk", "de": "de", "fr": "fr", "ca": "ca", "it": "it",
     "au": "com.au", "in": "in", "jp": "co.jp", "es": "es", "br": "com.br",
 }  # fmt: skip
+#: where Amazon accounts refresh: ``audible`` for accounts from before Amazon sign-in
+#: (the audible package's ``with_username``), ``amazon`` for all others
+AMAZON_TOKEN_HOSTS = ("amazon", "audible")
 #: the app version the audible package sends
 AMAZON_APP_VERSION = "4.60"
 
@@ -86,59 +97,27 @@ def _aware(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-#: a server asking to wait longer than this is waited for this long at most
-MAX_RETRY_AFTER = 24 * 3600.0
-
-
-def retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), capped at a day."""
-    seconds = _retry_after(headers, now)
-    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
-
-
-def _retry_after(headers: Mapping[str, str], now: dt.datetime) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) else None
-    try:
-        when = _aware(email.utils.parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
-        return None
-
-
-_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-
-
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(text.split())  # no CR/LF/tabs
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
-def _short(body: bytes, limit: int = 120) -> str:
-    """One line for an error message: an HTML page's title, or the body's start."""
-    text = body[:65536].decode("utf-8", "replace")
-    title = _TITLE_RE.search(text)
-    if title and title.group(1).strip():
-        text = html.unescape(title.group(1))
-    return _one_line(text, limit)
 
 
 class Provider(abc.ABC):
     """How one kind of authorization server refreshes tokens."""
 
     name: str = ""
+    #: what its access tokens look like (RFC 6750's b64token unless declared otherwise)
+    access_token_syntax: re.Pattern[str] = B64TOKEN
+    #: what its refresh tokens look like (RFC 6749's VSCHAR: no control characters)
+    refresh_token_syntax: re.Pattern[str] = VSCHAR
+    #: the ``token_type`` values it issues, lower case; others are refused
+    token_types: frozenset[str] = BEARER
+
+    def check_tokens(self, tokens: TokenSet) -> str | None:
+        """Why ``tokens`` must be refused (None if they are fine); never quotes a token."""
+        return token_problem(
+            tokens,
+            access_syntax=self.access_token_syntax,
+            refresh_syntax=self.refresh_token_syntax,
+            token_types=self.token_types,
+        )
 
     def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Validate an account's configuration; raise :class:`ConfigError` when wrong."""
@@ -178,12 +157,12 @@ class Provider(abc.ABC):
         previous: TokenSet,
     ) -> TokenSet:
         """The new token set, or a typed error. Header names are lower case."""
-        data = _json_body(body)
+        data = json_body(body)
         if status >= 400 or status < 200:
             raise self.classify_error(status, headers, body, data, received_at)
         if not isinstance(data, dict):
             raise ProviderError(
-                f"token endpoint answered {status} without a JSON object: {_short(body)!r}",
+                f"token endpoint answered {status} without a JSON object: '{short_text(body)}'",
                 status=status,
             )
         if "error" in data and "access_token" not in data:
@@ -201,7 +180,7 @@ class Provider(abc.ABC):
             log.info("provider returned no refresh token; keeping %s", "the old one")
         token_type = data.get("token_type")
         scope = data.get("scope")
-        return TokenSet(
+        tokens = TokenSet(
             access_token=access,
             expires_at=expires_at,
             refresh_token=refresh,
@@ -209,6 +188,10 @@ class Provider(abc.ABC):
             scope=scope if isinstance(scope, str) else previous.scope,
             obtained_at=sent_at,
         )
+        problem = self.check_tokens(tokens)
+        if problem:
+            raise ProviderError(f"token response refused: {problem}", status=status)
+        return tokens
 
     def _expiry(
         self,
@@ -252,12 +235,13 @@ class Provider(abc.ABC):
         """Map an error response to ReauthRequired, TransientError or ProviderError."""
         error = description = None
         if isinstance(data, dict):
-            error = data.get("error") if isinstance(data.get("error"), str) else None
+            raw_error = data.get("error")
+            error = one_line(raw_error, 100) if isinstance(raw_error, str) else None
             raw_desc = data.get("error_description") or data.get("message")
-            description = _one_line(raw_desc, 300) if isinstance(raw_desc, str) else None
-        message = ": ".join(x for x in (error, description) if x) or _short(body) or "no body"
+            description = one_line(raw_desc, 300) if isinstance(raw_desc, str) else None
+        message = ": ".join(x for x in (error, description) if x) or short_text(body) or "no body"
         if status == 429 or status >= 500:
-            wait = retry_after(headers, now)
+            wait = parse_retry_after(headers.get("retry-after"), now)  # capped at a day
             return TransientError(f"token endpoint answered {status}: {message}", retry_after=wait)
         if self.is_reauth(status, error, description):
             return ReauthRequired(f"the refresh token was rejected ({message})")
@@ -353,6 +337,7 @@ class AmazonProvider(Provider):
     """Amazon's token exchange as used by Audible (the ``audible`` package's request)."""
 
     name = "amazon"
+    access_token_syntax = VISIBLE_ASCII  # "Atna|…": a '|' is outside RFC 6750's b64token
 
     def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         cfg = super().normalize_config(config)
@@ -362,13 +347,22 @@ class AmazonProvider(Provider):
                 f"unknown Amazon locale {locale!r} (one of {', '.join(AMAZON_LOCALES)})"
             )
         cfg["locale"] = locale
+        cfg["token_host"] = self._token_host(cfg)
         return cfg
 
+    @staticmethod
+    def _token_host(config: Mapping[str, Any]) -> str:
+        host = str(config.get("token_host") or "amazon").lower()
+        if host not in AMAZON_TOKEN_HOSTS:
+            raise ConfigError(f"unknown token host {host!r} (amazon or audible)")
+        return host
+
     def token_url(self, config: Mapping[str, Any]) -> str:
+        """``api.<host>.<tld>``: ``audible`` for pre-Amazon accounts, as the audible package does."""
         if config.get("token_url"):
             return check_endpoint(str(config["token_url"]))
         tld = AMAZON_LOCALES[str(config.get("locale") or "us")]
-        return f"https://api.amazon.{tld}/auth/token"
+        return f"https://api.{self._token_host(config)}.{tld}/auth/token"
 
     def refresh_request(self, config: Mapping[str, Any], refresh_token: str) -> RefreshRequest:
         data = {
