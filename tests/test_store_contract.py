@@ -290,6 +290,41 @@ def test_refresh_metrics(any_store: Store) -> None:
     assert any_store.refresh_metrics("missing").jit_refreshes == 0
 
 
+def test_refresh_intent_is_durable_names_the_token_by_fingerprint_and_ends_with_the_result(
+    any_store: Store, reopen: Opener
+) -> None:
+    import hashlib
+    import os
+    import socket
+
+    any_store.create_account("a", "oauth2", {}, tokens(refresh="R-secret"))
+    intent = any_store.begin_refresh("a", 1, now=T0, lease=60)
+    other = reopen()  # committed: another process sees it
+    assert other.refresh_intent("a") == intent
+    assert intent is not None
+    assert intent.owner == f"{socket.gethostname()}:{os.getpid()}"
+    assert intent.fingerprint == hashlib.sha256(b"R-secret").hexdigest()[:16]
+    assert (intent.version, intent.started_at, intent.expires_at) == (1, T0, T0 + 60)
+    row = other.read("SELECT * FROM refresh_intents")  # type: ignore[attr-defined]
+    assert "R-secret" not in repr([tuple(dict(r).values()) for r in row])
+    any_store.begin_refresh("a", 1, now=T0 + 5)  # a new attempt replaces the old intent
+    assert other.refresh_intent("a").started_at == T0 + 5  # type: ignore[union-attr]
+    assert any_store.swap_tokens("a", 7, tokens("A2", "R2")) is None  # even a lost swap ends it
+    assert other.refresh_intent("a") is None
+    any_store.begin_refresh("a", 1)
+    any_store.record_refresh("a", kind="jit", ok=True, at=T0, latency_ms=1.0)
+    assert other.refresh_intent("a") is not None  # success is counted after the swap ended it
+    any_store.record_refresh("a", kind="jit", ok=False, at=T0, error="boom")
+    assert other.refresh_intent("a") is None
+    any_store.begin_refresh("a", 1)
+    assert any_store.swap_tokens("a", 1, tokens("A3", "R3")) == 2
+    assert other.refresh_intent("a") is None
+    assert any_store.begin_refresh("missing", 1) is None
+    any_store.begin_refresh("a", 2)
+    assert any_store.delete_account("a")
+    assert other.refresh_intent("a") is None
+
+
 def test_settings(any_store: Store) -> None:
     assert any_store.get_setting("k") is None
     any_store.set_setting("k", "1")

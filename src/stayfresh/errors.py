@@ -35,6 +35,16 @@ class ReauthRequired(TokenError):
         super().__init__(message)
         self.account = account
 
+    @property
+    def hint(self) -> str:
+        """What the user must do, naming the account when it is known."""
+        return login_hint(self.account) if self.account else "sign in again with `stayfresh login`"
+
+
+def login_hint(name: str) -> str:
+    """The words every "log in again" message uses (CLI, history, notification sinks)."""
+    return f"run `stayfresh login {name}` to sign in again"
+
 
 class TransientError(TokenError):
     """Network trouble, a timeout, a 5xx or a 429: worth retrying later. Exit 4."""
@@ -53,3 +63,57 @@ class ProviderError(TokenError):
         super().__init__(message)
         self.status = status
         self.error = error
+
+
+class UnsafeRedirect(ProviderError):
+    """A server redirected a request where its credentials must not follow.
+
+    Another origin (scheme, host or port), https to http, or too many hops.
+    Refused, never retried: the server is misconfigured or hostile.
+    """
+
+
+class ResponseTooLarge(ProviderError):
+    """An answer was bigger than its cap or than the size announced for it.
+
+    Nothing from it was stored; not retried (the same server sends the same).
+    """
+
+
+class StoreError(StayfreshError):
+    """The database failed an operation (the CLI prints it as one line, exit 1)."""
+
+
+class DatabaseRefused(StoreError, ConfigError):
+    """The file or database is not one this stayfresh can use. Exit code 2.
+
+    Not SQLite, corrupt or truncated, another program's database, or a schema
+    newer than this version knows. Raised before anything is written (and
+    before any ``chmod``): the file is left exactly as it was, so the fix is
+    the user's to choose (another ``--db``, a backup, an upgrade).
+    """
+
+    exit_code = 2
+
+
+class SchemaTooNew(DatabaseRefused):
+    """The database was migrated by a newer stayfresh; this one must not write to it."""
+
+    def __init__(self, message: str, *, found: int, known: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.known = known
+
+
+class StoreUnavailable(StoreError, TransientError):
+    """The database cannot do this now but may later: retried like network trouble. Exit 4."""
+
+    exit_code = 4
+
+
+class StoreBusy(StoreUnavailable):
+    """Another writer held the database lock longer than the busy timeout."""
+
+
+class StoreFull(StoreUnavailable):
+    """The disk holding the database is full; nothing was written."""

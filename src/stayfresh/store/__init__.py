@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
 
+from ..errors import (
+    ConfigError,
+    DatabaseRefused,
+    SchemaTooNew,
+    StoreBusy,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+)
 from ._base import (
     AccountExists,
     AccountRow,
+    RefreshIntent,
     RefreshKind,
     RefreshLock,
     RefreshMetrics,
     Store,
-    StoreError,
     TokenRow,
 )
 from ._library_base import (
@@ -54,6 +64,7 @@ __all__ = [
     "AccountRow",
     "ClaimOutcome",
     "ClaimedRun",
+    "DatabaseRefused",
     "DeliveryRow",
     "EnqueueResult",
     "LayerTelemetryRow",
@@ -67,6 +78,7 @@ __all__ = [
     "NotifyStore",
     "PageCounts",
     "PendingRow",
+    "RefreshIntent",
     "RefreshKind",
     "RefreshLock",
     "RefreshMetrics",
@@ -75,9 +87,13 @@ __all__ = [
     "RunFinish",
     "RunRow",
     "SQLiteStore",
+    "SchemaTooNew",
     "SinkRow",
     "Store",
+    "StoreBusy",
     "StoreError",
+    "StoreFull",
+    "StoreUnavailable",
     "TokenRow",
     "UniquePolicy",
     "WorkRow",
@@ -100,7 +116,11 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
     """Open (and migrate) the store at ``location``: a file path, ``sqlite:///path``
     or ``postgresql://user@host/db`` (needs ``pip install 'stayfresh[postgres]'``).
 
-    ``None`` means ``STAYFRESH_DB`` or the platform default.
+    ``None`` means ``STAYFRESH_DB`` or the platform default. A file or database
+    that is not stayfresh's (or is newer than this version) raises
+    :class:`DatabaseRefused` and is left untouched; a lock held past the busy
+    timeout (``STAYFRESH_BUSY_TIMEOUT``) raises :class:`StoreBusy`, a full disk
+    :class:`StoreFull`.
     """
     target = str(location) if location is not None else str(default_db_path())
     if target.startswith(("postgresql://", "postgres://")):
@@ -115,5 +135,11 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
     if target.startswith("sqlite:///"):
         target = (
             target[len("sqlite:///") - 1 :] if target.startswith("sqlite:////") else target[10:]
+        )
+    elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", target):  # mysql://, sqlite://host/…
+        scheme = target.split("://", 1)[0]
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r}: use a file path, "
+            "sqlite:///path or postgresql://…"
         )
     return SQLiteStore(target)

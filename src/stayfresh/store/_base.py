@@ -14,16 +14,13 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from ..errors import StayfreshError
+from ..errors import StoreError
+from ._guard import INTENT_LEASE
 from ._library_base import LibraryStore
 from ._notify_base import NotifyStore
 from ._work_base import WorkStore
 
 RefreshKind = Literal["jit", "background"]
-
-
-class StoreError(StayfreshError):
-    """Base class of store failures (the CLI prints them as one line, exit 1)."""
 
 
 class AccountExists(StoreError):
@@ -85,6 +82,21 @@ class RefreshMetrics:
     last_refresh_at: float | None
     last_failure_at: float | None
     last_error: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RefreshIntent:
+    """A refresh about to spend an account's refresh token (see :meth:`Store.begin_refresh`).
+
+    ``fingerprint`` is a SHA-256 prefix of that refresh token, never the token.
+    """
+
+    account: str
+    owner: str  # host:pid
+    fingerprint: str
+    version: int
+    started_at: float
+    expires_at: float
 
 
 class RefreshLock(abc.ABC):
@@ -169,7 +181,10 @@ class Store(WorkStore, LibraryStore, NotifyStore, abc.ABC):
 
         Returns the new version, or None when another writer got there first
         (the stored row is then left as it is). The write is durable when this
-        returns. With ``mark_ok`` the account's status becomes ``ok``.
+        returns. With ``mark_ok`` the account's status becomes ``ok``. Either
+        way the account's refresh intent ends, and the room it reserved is
+        given back just before this commit (it is what lets it succeed on a
+        full disk).
         """
 
     @abc.abstractmethod
@@ -187,7 +202,30 @@ class Store(WorkStore, LibraryStore, NotifyStore, abc.ABC):
         latency_ms: float | None = None,
         error: str | None = None,
     ) -> None:
-        """Count one refresh attempt in the account's persisted metrics."""
+        """Count one refresh attempt in the account's persisted metrics.
+
+        A failure (``ok=False``) also ends the account's refresh intent.
+        """
+
+    @abc.abstractmethod
+    def begin_refresh(
+        self, name: str, version: int, *, now: float | None = None, lease: float = INTENT_LEASE
+    ) -> RefreshIntent | None:
+        """Durably record that this process is about to spend ``name``'s refresh token.
+
+        Called (holding :meth:`refresh_lock`) right before the refresh request
+        is sent; committed when it returns. A database that cannot take this
+        write (disk full, busy) raises here, before the provider can rotate
+        the refresh token, so no login is lost to a commit that cannot
+        happen. It also sets aside room for the commit that ends it
+        (:meth:`swap_tokens`, or :meth:`record_refresh` with ``ok=False``).
+        Replaces any earlier intent of the account; None when the account
+        does not exist. The intent expires ``lease`` seconds after ``now``.
+        """
+
+    @abc.abstractmethod
+    def refresh_intent(self, name: str) -> RefreshIntent | None:
+        """The account's unfinished refresh intent, or None (expired ones included)."""
 
     @abc.abstractmethod
     def refresh_metrics(self, name: str) -> RefreshMetrics:

@@ -1,6 +1,7 @@
 """The shared backend: PostgreSQL, for many daemons on many machines.
 
-psycopg 3 with a :class:`psycopg_pool.ConnectionPool`. Connections are in
+psycopg 3 with a :class:`psycopg_pool.ConnectionPool` (connections, retries and
+migrations in :mod:`._postgres_conn`). Connections are in
 autocommit mode: a read is one statement, a write is one explicit
 transaction (:meth:`PostgresStore.write_tx`). Both survive a lost connection:
 the pool drops the broken connection and the call is retried on a fresh one
@@ -13,198 +14,59 @@ doubling a claim, a finish or an enqueue.
 
 Cross-machine locks are session-level advisory locks held on a dedicated
 pooled connection (:class:`AdvisoryLock`); schema migrations run under one
-too, so several daemons starting at once migrate exactly once.
+too, so several daemons starting at once migrate exactly once. Every
+connection has a ``lock_timeout`` (the busy timeout, 30 s by default): a lock
+wait longer than that is :class:`~stayfresh.errors.StoreBusy`, a full disk on
+the server :class:`~stayfresh.errors.StoreFull`, never a psycopg traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, TypeVar
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import psycopg
-import psycopg_pool
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 
+from ..errors import StoreError
 from ._base import (
     AccountExists,
     AccountRow,
+    RefreshIntent,
     RefreshKind,
-    RefreshLock,
     RefreshMetrics,
     Store,
-    StoreError,
     TokenRow,
 )
-from ._postgres_conn import AdvisoryLock, _CommitUnknown, advisory_key, is_transient, redact_url
+from ._guard import INTENT_LEASE
+from ._postgres_conn import DEFAULT_RETRY_FOR as DEFAULT_RETRY_FOR  # re-exported
+from ._postgres_conn import Conn, PostgresConnection
 from ._postgres_library import PostgresLibraryMixin
 from ._postgres_notify import PostgresNotifyMixin
 from ._postgres_work import WAKE_CHANNEL, PostgresWorkMixin
-from ._rows import account_from_row, metrics_from
-from ._sqlite import LATENCY_WINDOW, load_migrations
+from ._rows import (
+    INTENT_COLUMNS,
+    account_from_row,
+    intent_from_row,
+    intent_values,
+    metrics_from,
+    new_intent,
+)
+from ._sqlite import LATENCY_WINDOW
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Conn = psycopg.Connection[DictRow]
 
-#: default seconds a call keeps retrying while the database is unreachable
-DEFAULT_RETRY_FOR = 120.0
-_MIGRATION_LOCK = "stayfresh:migrations"
-
-
-class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin, Store):
+class PostgresStore(
+    PostgresConnection, PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin, Store
+):
     """:class:`Store` on a PostgreSQL database shared by many processes and machines."""
 
     #: runners LISTEN here; ``stayfresh.work`` picks its PostgreSQL waker by this attribute
     wake_channel = WAKE_CHANNEL
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        migrate: bool = True,
-        pool_size: int = 8,
-        lock_pool_size: int = 16,
-        retry_for: float = DEFAULT_RETRY_FOR,
-    ) -> None:
-        self.url = url
-        self.location = redact_url(url)
-        self.retry_for = retry_for
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
-        self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
-            name="stayfresh", timeout=10.0, reconnect_timeout=retry_for,
-        )  # fmt: skip
-        self._lock_pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
-            url, min_size=0, max_size=max(1, lock_pool_size), kwargs=kwargs, open=False,
-            name="stayfresh-locks", timeout=10.0, max_idle=60.0,
-        )  # fmt: skip
-        self._locks: dict[str, AdvisoryLock] = {}
-        self._locks_guard = threading.Lock()
-        try:
-            # fail fast on a wrong URL or a server that is down at start
-            self._pool.open(wait=True, timeout=10.0)
-            self._lock_pool.open()
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            self._pool.close()
-            self._lock_pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {self.location}: {exc}") from exc
-        if migrate:
-            self.migrate()
-
-    # -- connections and retries ------------------------------------------------------
-
-    def _retrying(self, attempt: Callable[[Conn], T]) -> T:
-        """Run ``attempt`` on a pooled connection, retrying transient failures with backoff."""
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.05
-        unknown: _CommitUnknown | None = None
-        while True:
-            try:
-                with self._pool.connection() as conn:
-                    if unknown is not None:
-                        status = _xact_status(conn, unknown.xid)
-                        if status == "committed":
-                            return unknown.result  # type: ignore[return-value]
-                        if status == "in progress":
-                            raise psycopg.OperationalError("previous commit still in progress")
-                        unknown = None  # aborted: run it again
-                    return attempt(conn)
-            except _CommitUnknown as exc:
-                unknown = exc
-                cause: BaseException = exc.__cause__ or exc
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                if not is_transient(exc):
-                    raise
-                cause = exc
-            if time.monotonic() + delay > deadline:
-                raise StoreError(
-                    f"PostgreSQL at {self.location} unreachable for {self.retry_for:g}s: {cause}"
-                ) from cause
-            log.warning("database call failed (%s); retrying in %.2fs", cause, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[DictRow]:
-        """One autocommit query (retried when the connection is lost)."""
-        return self._retrying(lambda conn: conn.execute(sql, params).fetchall())
-
-    def write_tx(self, body: Callable[[Conn], T]) -> T:
-        """Run ``body`` in one transaction and return its result once committed.
-
-        ``body`` may run more than once (after a lost connection) and must
-        therefore only touch the database; it never runs twice successfully.
-        """
-
-        def attempt(conn: Conn) -> T:
-            committing = False
-            xid = ""
-            try:
-                with conn.transaction():
-                    row = conn.execute("SELECT pg_current_xact_id()::text AS xid").fetchone()
-                    xid = str(row["xid"]) if row else ""
-                    result = body(conn)
-                    committing = True
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                if committing and is_transient(exc):
-                    raise _CommitUnknown(xid, result) from exc
-                raise
-            return result
-
-        return self._retrying(attempt)
-
-    def close(self) -> None:
-        self._lock_pool.close()
-        self._pool.close()
-
-    # -- migrations ------------------------------------------------------------------
-
-    def migrate(self, *, up_to: int | None = None) -> int:
-        """Apply missing migrations (each in its own transaction) under an advisory lock.
-
-        The first daemon to start migrates; the others wait on the lock, then
-        find nothing left to do.
-        """
-
-        def run(conn: Conn) -> int:
-            key = advisory_key(_MIGRATION_LOCK)
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-            try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                    " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-                )
-                for version, name, sql in load_migrations("postgres"):
-                    if up_to is not None and version > up_to:
-                        break
-                    with conn.transaction():
-                        done = conn.execute(
-                            "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
-                        ).fetchone()
-                        if done:
-                            continue
-                        log.info("applying migration %s to %s", name, self.location)
-                        conn.execute(sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, applied_at)"
-                            " VALUES (%s, %s, %s)",
-                            (version, name, time.time()),
-                        )
-            finally:
-                if not conn.broken:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            return 0
-
-        self._retrying(run)
-        return self.schema_version()
-
-    def schema_version(self) -> int:
-        rows = self.read("SELECT MAX(version) AS v FROM schema_migrations")
-        return int(rows[0]["v"] or 0)
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -283,6 +145,7 @@ class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin
         status_sql = ", status = 'ok', status_message = NULL" if mark_ok else ""
 
         def body(tx: Conn) -> int:
+            tx.execute("DELETE FROM refresh_intents WHERE account = %s", (name,))
             return tx.execute(
                 "UPDATE accounts SET access_token = %s, refresh_token = %s, token_type = %s,"
                 " scope = %s, expires_at = %s, obtained_at = %s, version = version + 1,"
@@ -314,6 +177,7 @@ class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin
     ) -> None:
         def body(tx: Conn) -> None:
             if not ok:
+                tx.execute("DELETE FROM refresh_intents WHERE account = %s", (name,))
                 tx.execute(
                     "UPDATE accounts SET failures = failures + 1, last_failure_at = %s,"
                     " last_error = %s WHERE name = %s",
@@ -354,16 +218,32 @@ class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin
         ]
         return metrics_from(rows[0] if rows else None, latencies)
 
-    def advisory_lock(self, name: str) -> AdvisoryLock:
-        """The process's one :class:`AdvisoryLock` object for ``name``."""
-        with self._locks_guard:
-            lock = self._locks.get(name)
-            if lock is None:
-                lock = self._locks[name] = AdvisoryLock(self._lock_pool, name)
-            return lock
+    def begin_refresh(
+        self, name: str, version: int, *, now: float | None = None, lease: float = INTENT_LEASE
+    ) -> RefreshIntent | None:
+        """Commit the intent row; the server's own disk is what it proves writable."""
+        at = time.time() if now is None else now
 
-    def refresh_lock(self, name: str) -> RefreshLock:
-        return self.advisory_lock(f"stayfresh:refresh:{name}")
+        def body(tx: Conn) -> RefreshIntent | None:
+            row = tx.execute(
+                "SELECT refresh_token FROM accounts WHERE name = %s", (name,)
+            ).fetchone()
+            if row is None:
+                return None
+            intent = new_intent(name, version, row["refresh_token"], at=at, lease=lease)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in INTENT_COLUMNS[1:])
+            tx.execute(
+                f"INSERT INTO refresh_intents ({', '.join(INTENT_COLUMNS)})"
+                f" VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (account) DO UPDATE SET {updates}",
+                intent_values(intent),
+            )
+            return intent
+
+        return self.write_tx(body)
+
+    def refresh_intent(self, name: str) -> RefreshIntent | None:
+        rows = self.read("SELECT * FROM refresh_intents WHERE account = %s", (name,))
+        return intent_from_row(rows[0]) if rows else None
 
     # -- settings ------------------------------------------------------------------------
 
@@ -382,8 +262,3 @@ class PostgresStore(PostgresWorkMixin, PostgresLibraryMixin, PostgresNotifyMixin
                 (key, value),
             )
         )
-
-
-def _xact_status(conn: Conn, xid: str) -> str | None:
-    row = conn.execute("SELECT pg_xact_status(%s::xid8) AS s", (xid,)).fetchone()
-    return None if row is None else row["s"]

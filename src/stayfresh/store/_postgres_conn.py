@@ -1,7 +1,8 @@
-"""Connections to PostgreSQL: which failures to retry, advisory locks, URL redaction.
+"""Connections to PostgreSQL: which failures to retry or type, advisory locks,
+migrations, URL redaction.
 
-Kept apart from :mod:`._postgres` (the store itself) so that the lock and the
-retry rules read on their own.
+Kept apart from :mod:`._postgres` (the store itself) so that the lock, the
+retry rules and what a failure becomes read on their own.
 """
 
 from __future__ import annotations
@@ -11,14 +12,29 @@ import logging
 import re
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
+from psycopg.rows import DictRow, dict_row
 
+from .._retry import backoff_delay
+from ..errors import StoreError, StoreUnavailable
+from . import _guard
 from ._base import RefreshLock
+from ._guard import busy_error, check_schema, full_error
+from ._sqlite_conn import load_migrations
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.Connection[DictRow]
+
+#: default seconds a call keeps retrying while the database is unreachable
+DEFAULT_RETRY_FOR = 120.0
+
+_MIGRATION_LOCK = "stayfresh:migrations"
 
 
 def advisory_key(name: str) -> int:
@@ -49,6 +65,69 @@ def is_transient(exc: BaseException) -> bool:
     return state is None or state[:2] in ("08", "40") or state in ("57P01", "57P02", "57P03")
 
 
+def pg_failure(exc: BaseException, location: str, timeout: float) -> StoreError | None:
+    """The typed error for a failure that is an answer, not a bug; None otherwise.
+
+    A lock wait past ``lock_timeout`` (55P03) is :class:`StoreBusy`, a full
+    disk on the server (53100) :class:`StoreFull`.
+    """
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return busy_error(location, timeout)
+    if isinstance(exc, psycopg.Error) and exc.sqlstate == "53100":
+        return full_error(location)
+    return None
+
+
+def _applied(conn: psycopg.Connection[Any]) -> set[int]:
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS present").fetchone()
+    if not (row and row["present"]):
+        return set()
+    return {int(r["version"]) for r in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def migrate_database(
+    conn: psycopg.Connection[Any],
+    migrations: list[tuple[int, str, str]],
+    location: str,
+    up_to: int | None = None,
+) -> None:
+    """Apply the missing ``migrations`` (up to ``up_to``), each in its own transaction.
+
+    Reads first: a database migrated by a newer stayfresh is refused
+    (:class:`SchemaTooNew`) and a current one is left without taking the
+    migration lock. Otherwise the advisory lock makes concurrent starters
+    migrate exactly once.
+    """
+    wanted = [m for m in migrations if up_to is None or m[0] <= up_to]
+    applied = _applied(conn)
+    check_schema(applied, migrations[-1][0], location)
+    if all(version in applied for version, _, _ in wanted):
+        return
+    key = advisory_key(_MIGRATION_LOCK)
+    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        for version, name, sql in wanted:
+            with conn.transaction():
+                done = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = %s", (version,)
+                ).fetchone()
+                if done:
+                    continue
+                log.info("applying migration %s to %s", name, location)
+                conn.execute(sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                    (version, name, time.time()),
+                )
+    finally:
+        if not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 class _CommitUnknown(Exception):
     """The connection broke during COMMIT; ``xid`` tells whether it happened."""
 
@@ -65,8 +144,9 @@ class AdvisoryLock(RefreshLock):
     long as that session. A process-local mutex in front makes it exclusive
     between this process's threads too (advisory locks are reentrant within
     a session). ``acquire(0)`` is one ``pg_try_advisory_lock``; a timeout is
-    PostgreSQL's ``lock_timeout`` on ``pg_advisory_lock``, so waiting costs
-    no polling. If the connection drops while held, the server frees the
+    PostgreSQL's ``lock_timeout`` on ``pg_advisory_lock``, set for that one
+    transaction (the connection's own busy timeout is back afterwards), so
+    waiting costs no polling. If the connection drops while held, the server frees the
     lock — acceptable, since the lock only guards work whose truth is a
     compare-and-swap write.
     """
@@ -110,15 +190,13 @@ class AdvisoryLock(RefreshLock):
 
     def _wait(self, conn: psycopg.Connection[Any], remaining: float | None) -> bool:
         ms = 0 if remaining is None else max(1, int(remaining * 1000))
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{ms}ms",))
-        try:
-            conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        try:  # a session lock taken in a transaction outlives it; the setting does not
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{ms}ms",))
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
             return True
         except psycopg.errors.LockNotAvailable:
             return False
-        finally:
-            if not conn.broken:
-                conn.execute("SELECT set_config('lock_timeout', '0', false)")
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
@@ -131,3 +209,164 @@ class AdvisoryLock(RefreshLock):
         finally:
             self._pool.putconn(conn)
             self._local.release()
+
+
+class PostgresConnection:
+    """The database itself: pools, retries, typed failures, migrations, advisory locks.
+
+    :class:`~._postgres.PostgresStore` builds the store's methods on top.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        pool_size: int = 8,
+        lock_pool_size: int = 16,
+        retry_for: float = DEFAULT_RETRY_FOR,
+        busy_timeout: float | None = None,
+    ) -> None:
+        """Connect (failing fast when the server is down) and migrate.
+
+        ``busy_timeout``: seconds a statement waits for a lock held by
+        another session before :class:`~stayfresh.errors.StoreBusy` (default
+        ``STAYFRESH_BUSY_TIMEOUT`` or 30); it is each connection's
+        ``lock_timeout``. A database migrated by a newer stayfresh is refused
+        (:class:`~stayfresh.errors.SchemaTooNew`) before anything is written.
+        """
+        self.url = url
+        self.location = redact_url(url)
+        self.retry_for = retry_for
+        self.busy_timeout = _guard.busy_timeout(busy_timeout)
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        lock_ms = f"{max(1, round(self.busy_timeout * 1000))}ms"
+
+        def configure(conn: Conn) -> None:  # every new connection of both pools
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_ms,))
+
+        self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
+            url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
+            name="stayfresh", timeout=10.0, reconnect_timeout=retry_for, configure=configure,
+        )  # fmt: skip
+        self._lock_pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
+            url, min_size=0, max_size=max(1, lock_pool_size), kwargs=kwargs, open=False,
+            name="stayfresh-locks", timeout=10.0, max_idle=60.0, configure=configure,
+        )  # fmt: skip
+        self._locks: dict[str, AdvisoryLock] = {}
+        self._locks_guard = threading.Lock()
+        try:
+            # fail fast on a wrong URL or a server that is down at start
+            self._pool.open(wait=True, timeout=10.0)
+            self._lock_pool.open()
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            self._pool.close()
+            self._lock_pool.close()
+            raise StoreError(f"cannot connect to PostgreSQL at {self.location}: {exc}") from exc
+        if migrate:
+            try:
+                self.migrate()
+            except BaseException:
+                self.close()
+                raise
+
+    # -- connections and retries ------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[Conn], T]) -> T:
+        """Run ``attempt`` on a pooled connection, retrying transient failures with backoff."""
+        deadline = time.monotonic() + self.retry_for
+        tries = 0
+        unknown: _CommitUnknown | None = None
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    if unknown is not None:
+                        status = _xact_status(conn, unknown.xid)
+                        if status == "committed":
+                            return unknown.result  # type: ignore[return-value]
+                        if status == "in progress":
+                            raise psycopg.OperationalError("previous commit still in progress")
+                        unknown = None  # aborted: run it again
+                    return attempt(conn)
+            except _CommitUnknown as exc:
+                unknown = exc
+                cause: BaseException = exc.__cause__ or exc
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if not is_transient(exc):
+                    typed = pg_failure(exc, self.location, self.busy_timeout)
+                    if typed is None:
+                        raise
+                    raise typed from exc
+                cause = exc
+            tries += 1
+            delay = backoff_delay(tries, initial=0.05, floor=0.0, cap=2.0)
+            if time.monotonic() + delay > deadline:
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.location} unreachable for {self.retry_for:g}s: {cause}"
+                ) from cause
+            log.warning("database call failed (%s); retrying in %.2fs", cause, delay)
+            time.sleep(delay)
+
+    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[DictRow]:
+        """One autocommit query (retried when the connection is lost)."""
+        return self._retrying(lambda conn: conn.execute(sql, params).fetchall())
+
+    def write_tx(self, body: Callable[[Conn], T]) -> T:
+        """Run ``body`` in one transaction and return its result once committed.
+
+        ``body`` may run more than once (after a lost connection) and must
+        therefore only touch the database; it never runs twice successfully.
+        """
+
+        def attempt(conn: Conn) -> T:
+            committing = False
+            xid = ""
+            try:
+                with conn.transaction():
+                    row = conn.execute("SELECT pg_current_xact_id()::text AS xid").fetchone()
+                    xid = str(row["xid"]) if row else ""
+                    result = body(conn)
+                    committing = True
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if committing and is_transient(exc):
+                    raise _CommitUnknown(xid, result) from exc
+                raise
+            return result
+
+        return self._retrying(attempt)
+
+    def close(self) -> None:
+        self._lock_pool.close()
+        self._pool.close()
+
+    # -- migrations ------------------------------------------------------------------
+
+    def migrate(self, *, up_to: int | None = None) -> int:
+        """Apply missing migrations (each in its own transaction) under an advisory lock.
+
+        The first daemon to start migrates; the others wait on the lock, then
+        find nothing left to do. A current database is only read.
+        """
+        migrations = load_migrations("postgres")
+        self._retrying(lambda conn: migrate_database(conn, migrations, self.location, up_to))
+        return self.schema_version()
+
+    def schema_version(self) -> int:
+        rows = self.read("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(rows[0]["v"] or 0)
+
+    def advisory_lock(self, name: str) -> AdvisoryLock:
+        """The process's one :class:`AdvisoryLock` object for ``name``."""
+        with self._locks_guard:
+            lock = self._locks.get(name)
+            if lock is None:
+                lock = self._locks[name] = AdvisoryLock(self._lock_pool, name)
+            return lock
+
+    def refresh_lock(self, name: str) -> RefreshLock:
+        return self.advisory_lock(f"stayfresh:refresh:{name}")
+
+
+def _xact_status(conn: Conn, xid: str) -> str | None:
+    row = conn.execute("SELECT pg_xact_status(%s::xid8) AS s", (xid,)).fetchone()
+    return None if row is None else row["s"]

@@ -10,7 +10,8 @@ import dataclasses
 import json
 from typing import Any, Protocol
 
-from ._base import AccountRow, RefreshMetrics, TokenRow
+from ._base import AccountRow, RefreshIntent, RefreshMetrics, TokenRow
+from ._guard import fingerprint, intent_owner
 from ._library_base import LibrarySyncRow
 from ._work_base import WorkRow
 
@@ -113,4 +114,37 @@ def metrics_from(row: RowLike | None, latencies: list[float]) -> RefreshMetrics:
         last_refresh_at=row["last_refresh_at"] if row else None,
         last_failure_at=row["last_failure_at"] if row else None,
         last_error=row["last_error"] if row else None,
+    )
+
+
+#: the columns of ``refresh_intents``, in the order both backends write them
+INTENT_COLUMNS = ("account", "owner", "fingerprint", "version", "started_at", "expires_at")
+
+
+def new_intent(
+    account: str, version: int, refresh_token: str | None, *, at: float, lease: float
+) -> RefreshIntent:
+    """This process's intent to spend ``refresh_token`` (only its fingerprint is kept)."""
+    return RefreshIntent(
+        account=account,
+        owner=intent_owner(),
+        fingerprint=fingerprint(refresh_token),
+        version=version,
+        started_at=at,
+        expires_at=at + lease,
+    )
+
+
+def intent_values(intent: RefreshIntent) -> tuple[Any, ...]:
+    return tuple(getattr(intent, name) for name in INTENT_COLUMNS)
+
+
+def intent_from_row(row: RowLike) -> RefreshIntent:
+    return RefreshIntent(
+        account=row["account"],
+        owner=row["owner"],
+        fingerprint=row["fingerprint"],
+        version=int(row["version"]),
+        started_at=float(row["started_at"]),
+        expires_at=float(row["expires_at"]),
     )

@@ -1,38 +1,50 @@
 """The embedded default backend: one SQLite file in WAL mode.
 
-Each thread gets its own connection (re-opened after ``fork``). Writes run in
+Opening, connections and migrations live in :mod:`._sqlite_conn`. Writes run in
 short ``BEGIN IMMEDIATE`` transactions, so concurrent writers from several
-processes queue on SQLite's own lock instead of failing. The database, its
-WAL files, the lock folder and the lock files are owner-only.
+processes queue on SQLite's own lock (up to the busy timeout, then
+:class:`~stayfresh.errors.StoreBusy`) instead of failing. The database, its
+WAL files, the lock folder and the lock files are owner-only — but a file is
+made owner-only only once it is known to be ours (see :mod:`._guard`).
+Opening a database whose schema is current writes nothing, so read-only
+commands run while another process holds the write lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import errno
 import json
 import logging
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
-from importlib import resources
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
-
-import filelock
 
 from ._base import (
     AccountExists,
     AccountRow,
+    RefreshIntent,
     RefreshKind,
-    RefreshLock,
     RefreshMetrics,
     Store,
     TokenRow,
 )
-from ._rows import account_from_row, metrics_from
+from ._guard import INTENT_LEASE, RESERVE_BYTES, full_error
+from ._rows import (
+    INTENT_COLUMNS,
+    account_from_row,
+    intent_from_row,
+    intent_values,
+    metrics_from,
+    new_intent,
+)
+from ._sqlite_conn import FileRefreshLock as FileRefreshLock  # re-exported
+from ._sqlite_conn import SQLiteConnection
+from ._sqlite_conn import _split_sql as _split_sql  # re-exported
+from ._sqlite_conn import load_migrations as load_migrations  # re-exported
 from ._sqlite_library import SQLiteLibraryMixin
 from ._sqlite_notify import SQLiteNotifyMixin
 from ._sqlite_work import SQLiteWorkMixin
@@ -43,144 +55,8 @@ log = logging.getLogger(__name__)
 LATENCY_WINDOW = 200
 
 
-def _ensure_private_file(path: Path) -> None:
-    """Create the database file (and its folder) owner-only before SQLite opens it.
-
-    An existing file is never opened here: closing any descriptor of a file
-    drops every POSIX lock this process holds on it, so a second store opened
-    on the same database (a worker opening its own) would silently break the
-    locks of the first one's SQLite connections — another process could then
-    checkpoint and delete the WAL they still write to, losing their commits.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    if os.name == "posix":
-        os.chmod(path, 0o600)
-
-
-def load_migrations(backend: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped for ``backend``, in order."""
-    folder = resources.files("stayfresh.store.migrations").joinpath(backend)
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-class FileRefreshLock(RefreshLock):
-    """An ``flock`` on a file in ``<db>.locks/`` (through the filelock package).
-
-    A process-local mutex in front of it makes the lock exclusive between the
-    threads of one process too (filelock's own lock is reentrant).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._local = threading.Lock()
-        self._file = filelock.FileLock(path, mode=0o600, thread_local=False, poll_interval=0.005)
-
-    def acquire(self, timeout: float | None = None) -> bool:
-        started = time.monotonic()
-        if not self._local.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-        try:
-            self._file.acquire(timeout=-1 if remaining is None else remaining)
-        except filelock.Timeout:
-            self._local.release()
-            return False
-        except BaseException:
-            self._local.release()
-            raise
-        return True
-
-    def release(self) -> None:
-        self._file.release()
-        self._local.release()
-
-
-class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store):
+class SQLiteStore(SQLiteConnection, SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store):
     """:class:`Store` on a local SQLite file."""
-
-    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
-        self.path = Path(path).expanduser().absolute()
-        self.location = str(self.path)
-        self.lock_dir = Path(str(self.path) + ".locks")
-        self._local = threading.local()
-        self._locks: dict[str, FileRefreshLock] = {}
-        self._locks_guard = threading.Lock()
-        _ensure_private_file(self.path)
-        if migrate:
-            self.migrate()
-
-    # -- connections -----------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-        return conn
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        """Run one read query outside any explicit transaction."""
-        return self._conn().execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
-
-    # -- migrations ------------------------------------------------------------
-
-    def migrate(self) -> int:
-        """Apply every migration not yet applied; safe when processes race."""
-        conn = self._conn()
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for version, name, sql in load_migrations("sqlite"):
-            with self.write() as tx:
-                done = tx.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone()
-                if done:
-                    continue
-                log.info("applying migration %s to %s", name, self.location)
-                for statement in _split_sql(sql):
-                    tx.execute(statement)
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
-        return self.schema_version()
-
-    def schema_version(self) -> int:
-        row = self.read("SELECT MAX(version) AS v FROM schema_migrations")
-        return int(row[0]["v"] or 0)
 
     # -- accounts ----------------------------------------------------------------
 
@@ -268,7 +144,9 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
         self, name: str, expected_version: int, tokens: TokenRow, *, mark_ok: bool = True
     ) -> int | None:
         status_sql = ", status = 'ok', status_message = NULL" if mark_ok else ""
+        self._release_reserve(name)
         with self.write() as tx:
+            tx.execute("DELETE FROM refresh_intents WHERE account = ?", (name,))
             cur = tx.execute(
                 "UPDATE accounts SET access_token = ?, refresh_token = ?, token_type = ?,"
                 " scope = ?, expires_at = ?, obtained_at = ?, version = version + 1,"
@@ -304,6 +182,8 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
         latency_ms: float | None = None,
         error: str | None = None,
     ) -> None:
+        if not ok:
+            self._release_reserve(name)
         with self.write() as tx:
             if ok:
                 column = "jit_refreshes" if kind == "jit" else "background_refreshes"
@@ -324,6 +204,7 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
                         (name, name, LATENCY_WINDOW),
                     )
             else:
+                tx.execute("DELETE FROM refresh_intents WHERE account = ?", (name,))
                 tx.execute(
                     "UPDATE accounts SET failures = failures + 1, last_failure_at = ?,"
                     " last_error = ? WHERE name = ?",
@@ -344,15 +225,60 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
         ]
         return metrics_from(rows[0] if rows else None, latencies)
 
-    def refresh_lock(self, name: str) -> RefreshLock:
-        with self._locks_guard:
-            lock = self._locks.get(name)
-            if lock is None:
-                self.lock_dir.mkdir(mode=0o700, exist_ok=True)
-                digest = hashlib.sha256(name.encode()).hexdigest()[:24]
-                lock = FileRefreshLock(self.lock_dir / f"{digest}.lock")
-                self._locks[name] = lock
-            return lock
+    # -- refresh intents -----------------------------------------------------------
+
+    def begin_refresh(
+        self, name: str, version: int, *, now: float | None = None, lease: float = INTENT_LEASE
+    ) -> RefreshIntent | None:
+        """Reserve room on disk, then commit the intent row.
+
+        Why a reserve file rather than padding in the row: in WAL mode every
+        commit appends the pages it changes to the ``-wal`` file, so rows
+        freed inside the database give the final commit no room on the
+        filesystem. A file of :data:`RESERVE_BYTES` (allocated with
+        ``posix_fallocate``, so the blocks really are taken), deleted just
+        before that commit, does: a few pages for the token row, the intent
+        and the metrics need far less. If another program fills the freed
+        space in between, the commit still fails typed (StoreFull) — the
+        reserve narrows the window, it cannot close it.
+        """
+        at = time.time() if now is None else now
+        self.lock_dir.mkdir(mode=0o700, exist_ok=True)
+        reserve = self._account_file(name, ".reserve")
+        try:
+            _allocate(reserve, RESERVE_BYTES)
+        except OSError as exc:
+            self._release_reserve(name)
+            if exc.errno == errno.ENOSPC:
+                raise full_error(self.location) from None
+            raise
+        intent: RefreshIntent | None = None
+        committed = False
+        try:
+            with self.write() as tx:
+                row = tx.execute(
+                    "SELECT refresh_token FROM accounts WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None:
+                    intent = new_intent(name, version, row[0], at=at, lease=lease)
+                    tx.execute(
+                        f"INSERT OR REPLACE INTO refresh_intents ({', '.join(INTENT_COLUMNS)})"
+                        " VALUES (?,?,?,?,?,?)",
+                        intent_values(intent),
+                    )
+            committed = True
+        finally:
+            if not committed or intent is None:  # nothing to reserve room for
+                self._release_reserve(name)
+        return intent
+
+    def refresh_intent(self, name: str) -> RefreshIntent | None:
+        rows = self.read("SELECT * FROM refresh_intents WHERE account = ?", (name,))
+        return intent_from_row(rows[0]) if rows else None
+
+    def _release_reserve(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._account_file(name, ".reserve").unlink()
 
     # -- settings ----------------------------------------------------------------
 
@@ -372,17 +298,14 @@ class SQLiteStore(SQLiteWorkMixin, SQLiteLibraryMixin, SQLiteNotifyMixin, Store)
                 )
 
 
-def _split_sql(sql: str) -> list[str]:
-    """Split a migration file into whole statements (triggers and comments included)."""
-    statements: list[str] = []
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
-    ):
-        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:60]!r}")
-    return statements
+def _allocate(path: Path, size: int) -> None:
+    """Make ``path`` hold ``size`` bytes of real disk blocks (ENOSPC when they are not there)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+        else:  # macOS: written zeros take blocks too
+            os.pwrite(fd, bytes(size), 0)
+            os.fsync(fd)
+    finally:
+        os.close(fd)

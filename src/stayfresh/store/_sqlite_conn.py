@@ -1,0 +1,259 @@
+"""The SQLite file: opened only when it is ours, one connection per thread, migrations.
+
+Split from :mod:`._sqlite` (the store's methods) so that what happens when a
+file is opened — and what never happens to a file that is not ours — reads
+on its own. Each thread gets its own connection (re-opened after ``fork``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from . import _guard
+from ._base import RefreshLock
+from ._guard import (
+    check_schema,
+    create_private,
+    full_error,
+    inspect_sqlite_file,
+    resolve_path,
+    sqlite_failure,
+)
+
+log = logging.getLogger(__name__)
+
+
+def load_migrations(backend: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped for ``backend``, in order."""
+    folder = resources.files("stayfresh.store.migrations").joinpath(backend)
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class FileRefreshLock(RefreshLock):
+    """An ``flock`` on a file in ``<db>.locks/`` (through the filelock package).
+
+    A process-local mutex in front of it makes the lock exclusive between the
+    threads of one process too (filelock's own lock is reentrant).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._local = threading.Lock()
+        self._file = filelock.FileLock(path, mode=0o600, thread_local=False, poll_interval=0.005)
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        started = time.monotonic()
+        if not self._local.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        try:
+            self._file.acquire(timeout=-1 if remaining is None else remaining)
+        except filelock.Timeout:
+            self._local.release()
+            return False
+        except BaseException:
+            self._local.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        self._file.release()
+        self._local.release()
+
+
+class SQLiteConnection:
+    """The SQLite file itself: opening it safely, connections, transactions, migrations.
+
+    :class:`~._sqlite.SQLiteStore` builds the store's methods on top.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        migrate: bool = True,
+        busy_timeout: float | None = None,
+    ) -> None:
+        """Open the database at ``path`` after checking that it is ours.
+
+        A missing file is created owner-only; an existing one is inspected
+        read-only first and refused (:class:`~stayfresh.errors.DatabaseRefused`,
+        the file untouched: bytes, mode and times) unless it is empty or a
+        stayfresh database this version knows. Only then is it made 0600.
+        ``busy_timeout``: seconds to wait for another writer (default
+        ``STAYFRESH_BUSY_TIMEOUT`` or 30).
+        """
+        given = Path(path).expanduser().absolute()
+        self.busy_timeout = _guard.busy_timeout(busy_timeout)
+        self.path = resolve_path(given)
+        self.location = str(self.path)
+        self.lock_dir = Path(str(self.path) + ".locks")
+        self._local = threading.local()
+        self._locks: dict[str, FileRefreshLock] = {}
+        self._locks_guard = threading.Lock()
+        try:
+            create_private(self.path)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise full_error(self.location) from None
+            raise
+        known = load_migrations("sqlite")[-1][0]
+        inspect_sqlite_file(self.path, given, known, self.busy_timeout)
+        if os.name == "posix" and stat.S_IMODE(self.path.stat().st_mode) != 0o600:
+            os.chmod(self.path, 0o600)  # ours (or empty): it is about to hold secrets
+        if migrate:
+            self.migrate()
+
+    # -- connections -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """Turn SQLite's environment failures (busy, disk full, corrupt) into typed errors."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            typed = sqlite_failure(exc, self.location, self.busy_timeout)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            with self._typed_errors():
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+                try:
+                    conn.row_factory = sqlite3.Row
+                    # the journal mode is stored in the file: set it once, not on every open
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=FULL")
+                    conn.execute("PRAGMA foreign_keys=ON")
+                except BaseException:
+                    conn.close()
+                    raise
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``).
+
+        A failed COMMIT (disk full) rolls back, so the thread's connection is
+        clean for the next call.
+        """
+        with self._typed_errors():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run one read query outside any explicit transaction."""
+        with self._typed_errors():
+            return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    # -- migrations ------------------------------------------------------------
+
+    def _applied(self) -> set[int]:
+        if not self.read("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'"):
+            return set()
+        return {int(r[0]) for r in self.read("SELECT version FROM schema_migrations")}
+
+    def migrate(self) -> int:
+        """Apply every migration not yet applied; safe when processes race.
+
+        Reads first and writes only when something is missing: a current
+        database is opened without taking the write lock.
+        """
+        migrations = load_migrations("sqlite")
+        applied = self._applied()
+        check_schema(applied, migrations[-1][0], self.location)
+        pending = [m for m in migrations if m[0] not in applied]
+        if pending:
+            with self.write() as tx:
+                tx.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+                )
+        for version, name, sql in pending:
+            with self.write() as tx:
+                done = tx.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if done:
+                    continue
+                log.info("applying migration %s to %s", name, self.location)
+                for statement in _split_sql(sql):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+        return self.schema_version()
+
+    def schema_version(self) -> int:
+        row = self.read("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(row[0]["v"] or 0)
+
+    # -- per-account files -----------------------------------------------------
+
+    def refresh_lock(self, name: str) -> RefreshLock:
+        with self._locks_guard:
+            lock = self._locks.get(name)
+            if lock is None:
+                self.lock_dir.mkdir(mode=0o700, exist_ok=True)
+                lock = FileRefreshLock(self._account_file(name, ".lock"))
+                self._locks[name] = lock
+            return lock
+
+    def _account_file(self, name: str, suffix: str) -> Path:
+        """``<db>.locks/<hash of name><suffix>``: per-account files, named without the name."""
+        return self.lock_dir / (hashlib.sha256(name.encode()).hexdigest()[:24] + suffix)
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration file into whole statements (triggers and comments included)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:60]!r}")
+    return statements

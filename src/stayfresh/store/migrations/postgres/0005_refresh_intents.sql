@@ -1,0 +1,13 @@
+-- Refresh intents (mirrors sqlite/0005): committed before a refresh request is sent,
+-- so that a database unable to record the result fails before the provider can rotate
+-- the refresh token. At most one per account; the commit that stores the result (or
+-- the failure) ends it. Owner and expiry let a later single flight tell a live
+-- refresher from a dead one.
+CREATE TABLE refresh_intents (
+    account      TEXT PRIMARY KEY REFERENCES accounts(name) ON DELETE CASCADE,
+    owner        TEXT NOT NULL,                -- host:pid of the refreshing process
+    fingerprint  TEXT NOT NULL,                -- SHA-256 prefix of the refresh token spent
+    version      BIGINT NOT NULL,              -- the account version the refresh started from
+    started_at   DOUBLE PRECISION NOT NULL,
+    expires_at   DOUBLE PRECISION NOT NULL     -- after this, the owner is presumed dead
+);
