@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from stayfresh.store import SQLiteStore
-from stayfresh.work import WorkManager
+from stayfresh.store import SQLiteStore, open_store
+from stayfresh.work import SocketWaker, WorkManager, control_dir
+from stayfresh.work._control import SocketListener
 from work_helpers import Daemon, cli, read_log, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals")
@@ -37,25 +41,34 @@ def daemons() -> Iterator[list[Daemon]]:
             d.proc.wait(10)
 
 
-def add(db: Path, name: str, log: Path, *args: str, **inp: object) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend: a SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.db")
+    return str(request.getfixturevalue("pg_server").create_database())
+
+
+def add(db: Path | str, name: str, log: Path, *args: str, **inp: object) -> None:
     cli(db, "work", "add", name, "--worker", "work_helpers:record",
         "--input", json.dumps({"log": str(log), **inp}), *args, **FAST)  # fmt: skip
 
 
-def history(db: Path, name: str) -> list[str]:
-    store = SQLiteStore(db)
+def history(db: Path | str, name: str) -> list[str]:
+    store = open_store(str(db))
     try:
         return [r.outcome for r in WorkManager(store).history(name=name)]
     finally:
         store.close()
 
 
-def test_sigkill_mid_run_runs_again_after_lease_expiry(
+def test_sigkill_mid_run_is_taken_over_at_once_on_the_same_host(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
     db, log, marker = tmp_path / "s.db", tmp_path / "runs.log", tmp_path / "started"
-    add(db, "k", log, "--delay", "0", marker=str(marker), hold=60)
-    first = Daemon(db, tmp_path / "d1.err", "--lease", "2s", **FAST)
+    add(db, "k", log, "--delay", "0", marker=str(marker), hold=120)
+    # a long lease: waiting it out would trip the hang guard below
+    first = Daemon(db, tmp_path / "d1.err", "--lease", "120s", **FAST)
     daemons.append(first)
     wait_for(marker.exists, what="first attempt to start")
     first.kill()  # SIGKILL while the work is RUNNING: nothing gets cleaned up
@@ -63,15 +76,18 @@ def test_sigkill_mid_run_runs_again_after_lease_expiry(
     store = SQLiteStore(db)
     [row] = store.find_work(name="k")
     assert row.state == "RUNNING" and row.lease_until is not None
+    assert row.lease_owner is not None and row.lease_owner.split(":")[1] == str(first.proc.pid)
     dead_lease = row.lease_until
     second = Daemon(db, tmp_path / "d2.err", "--lease", "2s", **FAST)
     daemons.append(second)
     wait_for(lambda: len(read_log(log)) == 1, what="the work to run again")
     [line] = read_log(log)
     assert line["attempt"] == 2 and line["pid"] == second.proc.pid
-    assert line["start"] >= dead_lease  # not before the dead runner's lease ran out
+    assert line["end"] < dead_lease  # the dead process's lease was not waited out
     assert second.stop() == 0
     assert history(db, "k") == ["success", "lost"]
+    lost = WorkManager(store).history(name="k")[1]
+    assert lost.error is not None and "runner process is gone" in lost.error
     store.close()
 
 
@@ -160,4 +176,87 @@ def test_sigterm_releases_a_run_that_outlasts_the_grace_period(
     store = SQLiteStore(db)
     [row] = store.find_work(name="long")
     assert row.state == "ENQUEUED" and row.run_attempt == 0 and row.lease_owner is None
+    store.close()
+
+
+def test_a_removed_control_folder_is_recreated_and_work_add_still_wakes(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    db, log = tmp_path / "s.db", tmp_path / "runs.log"
+    add(db, "far", log, "--delay", "1h")
+    # a periodic check an hour apart: only an event can bring the socket back in this test
+    d = Daemon(db, tmp_path / "d.err", STAYFRESH_CONTROL_CHECK="3600", **FAST)
+    daemons.append(d)
+    wait_for(lambda: "sleeping: next due" in d.text(), what="the daemon to go to sleep")
+    folder = control_dir(db)
+    assert [p.suffix for p in folder.iterdir()] == [".sock"]
+    subprocess.run(["rm", "-rf", str(folder)], check=False, timeout=30)
+    wait_for(lambda: "was removed; recreating it" in d.text(), what="the daemon to notice")
+    wait_for(lambda: folder.is_dir() and any(folder.glob("*.sock")), what="the new socket")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    [sock] = folder.glob("*.sock")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    mark = len(d.text())
+    add(db, "now", log)  # another process: `stayfresh work add`
+    wait_for(lambda: any(r["work"] == "now" for r in read_log(log)), what="the new work to run")
+    wakes = re.findall(r"woke by (\S+)", d.text()[mark:])
+    assert wakes[0] == "socket"  # woken by `work add`, not by a timer or a periodic check
+    assert "timeout" not in wakes and "timer" not in wakes
+    assert d.stop() == 0
+    assert not folder.exists() or not any(folder.glob("*.sock"))  # cleaned up on exit
+
+
+def test_the_listener_check_recreates_a_removed_socket(tmp_path: Path) -> None:
+    """The repair both paths use: after an inotify event, or on the fallback period."""
+    db = tmp_path / "s.db"
+    listener = SocketListener(db, "abcdef123456")
+    try:
+        assert listener.check() is False  # nothing to repair
+        subprocess.run(["rm", "-rf", str(control_dir(db))], check=True, timeout=30)
+        assert SocketWaker(db).notify() == 0  # unreachable now
+        assert listener.check() is True
+        assert SocketWaker(db).notify() == 1
+        assert listener.drain() >= 1
+    finally:
+        listener.close()
+
+
+def test_a_frozen_daemon_learns_it_lost_its_lease(
+    database: str, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    log, marker = tmp_path / "runs.log", tmp_path / "started"
+    add(database, "slow", log, marker=str(marker), hold=120)
+    a = Daemon(database, tmp_path / "a.err", "--lease", "4s", **FAST)
+    daemons.append(a)
+    wait_for(marker.exists, what="A's run to start")
+    # freeze A between passes (not inside a transaction): right after it went to sleep
+    passes = a.text().count("sleeping: next due")
+    wait_for(lambda: a.text().count("sleeping: next due") > passes, what="A to renew and sleep")
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        store = open_store(database)
+        [row] = store.find_work(name="slow")
+        frozen_lease = row.lease_until
+        assert row.state == "RUNNING" and frozen_lease is not None
+        b = Daemon(database, tmp_path / "b.err", "--lease", "4s", **FAST)
+        daemons.append(b)
+        wait_for(lambda: any(r["pid"] == b.proc.pid for r in read_log(log)), what="B's run")
+        [b_line] = read_log(log)
+        assert b_line["attempt"] == 2 and b_line["start"] >= frozen_lease  # A was only frozen
+        wait_for(lambda: store.find_work(name="slow")[0].state == "SUCCEEDED", what="B's end")
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: "recorded as lost" in a.text(), what="A to record its late result")
+    [a_line] = [r for r in read_log(log) if r["pid"] == a.proc.pid]
+    assert a_line["attempt"] == 1 and a_line["cancelled"] is True  # A's worker was told to stop
+    assert "lost its lease (taken over by another runner (now SUCCEEDED))" in a.text()
+    runs = WorkManager(store).history(name="slow")
+    assert [r.outcome for r in runs] == ["success", "lost"]
+    assert runs[0].runner.split(":")[1] == str(b.proc.pid)
+    assert runs[1].runner.split(":")[1] == str(a.proc.pid)
+    assert runs[1].error is not None and "ended it later with 'success'" in runs[1].error
+    [row] = store.find_work(name="slow")
+    assert row.state == "SUCCEEDED" and row.output == {"pid": b.proc.pid, "cancelled": False}
+    assert a.stop() == 0 and b.stop() == 0
+    assert [r.outcome for r in WorkManager(store).history(name="slow")] == ["success", "lost"]
     store.close()

@@ -95,6 +95,12 @@ def slow_ignores_cancel(ctx: WorkerContext) -> Result:
     return Result.success({"attempt": ctx.run_attempt})
 
 
+def until_cancelled(ctx: WorkerContext) -> Result:
+    """Waits until told to stop (a minute at most); says whether it was."""
+    _log_call(ctx)
+    return Result.success({"cancelled": ctx.wait_cancelled(60)})
+
+
 GATE = threading.Event()
 GATE_STARTED = threading.Event()
 
@@ -111,15 +117,18 @@ def record(ctx: WorkerContext) -> Result:
     The line holds start and end times, pid and the period's due time, so a
     test can check that runs of one work never overlap and each period ran
     once. ``input["hold"]`` seconds are spent inside the run (to be killed
-    mid-run); ``input["marker"]`` is a file created when the run starts.
+    mid-run, or frozen with SIGSTOP until another runner takes the work over);
+    ``input["marker"]`` is a file created when the run starts. The line and
+    the output say whether the hold ended by cancellation.
     """
     started = time.time()
     marker = ctx.input.get("marker")
     if marker and ctx.run_attempt == 1:
         Path(marker).write_text(str(os.getpid()))
     hold = float(ctx.input.get("hold", 0.0))
+    cancelled = False
     if hold and ctx.run_attempt == 1:
-        ctx.wait_cancelled(hold)
+        cancelled = ctx.wait_cancelled(hold)
     elif ctx.input.get("busy"):
         time.sleep(float(ctx.input["busy"]))
     line = json.dumps(
@@ -130,6 +139,7 @@ def record(ctx: WorkerContext) -> Result:
             "due": ctx.scheduled_at.timestamp(),
             "start": started,
             "end": time.time(),
+            "cancelled": cancelled,
         }
     )
     fd = os.open(ctx.input["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -137,7 +147,7 @@ def record(ctx: WorkerContext) -> Result:
         os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
-    return Result.success()
+    return Result.success({"pid": os.getpid(), "cancelled": cancelled})
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -149,7 +159,7 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 # -- processes -------------------------------------------------------------------------
 
 
-def env_for(db: Path, **extra: str) -> dict[str, str]:
+def env_for(db: Path | str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAYFRESH_")}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO / "src")])
     env["STAYFRESH_DB"] = str(db)
@@ -157,7 +167,7 @@ def env_for(db: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(db: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(db: Path | str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``stayfresh ARGS`` in a subprocess against ``db``."""
     cmd = [sys.executable, "-c", "from stayfresh.cli import main; main()", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env_for(db, **env), timeout=60)
@@ -168,7 +178,7 @@ def cli(db: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 class Daemon:
     """``stayfresh -vv daemon`` in a subprocess; stderr goes to a file for assertions."""
 
-    def __init__(self, db: Path, log: Path, *args: str, **env: str) -> None:
+    def __init__(self, db: Path | str, log: Path, *args: str, **env: str) -> None:
         self.log = log
         self._err = open(log, "ab")  # noqa: SIM115 - closed in stop()
         cmd = [

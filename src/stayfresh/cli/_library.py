@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import glob
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -40,10 +41,14 @@ from ..jobs import (
     enqueue_download,
     run_work_inline,
 )
+from ..jobs._inline import lease_holder
+from ..jobs._license import _safe
 from ..jobs._lifecycle import download_work_name
+from ..store import Store
 from ..tokens import Account, Keeper, set_default_keeper
 from ..work import WorkInfo, WorkManager, WorkState
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._params import ITEM_ID
 
 _err = Console(stderr=True)
 
@@ -177,7 +182,7 @@ def library_configure(ctx: Context, /, name: str, as_json: bool, **opts: Any) ->
 
 @cli.command("download")
 @click.argument("name")
-@click.argument("item_id")
+@click.argument("item_id", type=ITEM_ID)
 @click.option("--dest", type=click.Path(file_okay=False), default=".", show_default=True,
               envvar="STAYFRESH_DOWNLOAD_DIR", show_envvar=True, help="Folder to save into.")  # fmt: skip
 @click.option("--background", is_flag=True, help="Only enqueue; the daemon downloads it.")
@@ -209,26 +214,66 @@ def download(
         def show(p: Any) -> None:
             bar.update(task, completed=p.get("bytes") or 0, total=p.get("total"))
 
-        info = run_work_inline(ctx.store, work_id, on_progress=show)
-        if info is None:  # a daemon got there first: follow it
-            info = _follow(manager, work_id, show)
+        try:
+            info = run_work_inline(ctx.store, work_id, on_progress=show)
+            if info is None:  # another runner holds it: follow it, take over if it goes away
+                info = _follow(ctx.store, work_id, show)
+        except KeyboardInterrupt:
+            _interrupted(ctx.store, work_id)
     _finish_download(info, as_json)
 
 
-def _follow(manager: WorkManager, work_id: str, show: Any) -> WorkInfo:
-    """Watch another runner's run of ``work_id`` until it ends or is rescheduled."""
+def _follow(store: Store, work_id: str, show: Any) -> WorkInfo:
+    """Watch another runner's run of ``work_id`` until it ends, or run it here.
+
+    The holder is named on stderr (never a silent wait); once its lease runs
+    out, or its process on this machine is gone, this command takes the work
+    over and runs it itself.
+    """
     seen_running = False
+    announced: str | None = None
     while True:
-        info = manager.get(work_id)
-        if info is None:
+        row = store.get_work(work_id)
+        if row is None:
             raise ConfigError(f"work {work_id} disappeared")
+        info = WorkInfo.from_row(row)
         if info.progress:
             show(info.progress)
         if info.state == WorkState.RUNNING:
             seen_running = True
+            holder = lease_holder(row, time.time())
+            if holder is None:
+                mine = run_work_inline(store, work_id, on_progress=show)
+                if mine is not None:
+                    return mine
+            elif holder != announced:
+                announced = holder
+                until = dt.datetime.fromtimestamp(row.lease_until or 0.0).strftime("%H:%M:%S")
+                click.echo(f"waiting for {holder} (lease until {until})…", err=True)
         elif info.state.is_finished or (seen_running and info.state == WorkState.ENQUEUED):
             return info
         time.sleep(0.25)
+
+
+def _interrupted(store: Store, work_id: str) -> NoReturn:
+    """Ctrl-C during ``download``: say what was kept, exit 130 as shells expect.
+
+    A run here was recorded as released (the attempt does not count; see
+    ``run_work_inline``), so the command run again resumes from the partial
+    file with a Range request. A run of another runner that this command
+    only followed goes on.
+    """
+    row = store.get_work(work_id)
+    data = row.input if row is not None else {}
+    folder, item_id = Path(str(data.get("dest") or ".")), str(data.get("item_id") or "")
+    parts = sorted(
+        folder.glob(f".{glob.escape(_safe(item_id))}.*.part"), key=lambda p: p.stat().st_mtime
+    )
+    kept = "no partial file yet"
+    if parts:
+        kept = f"kept the partial file {parts[-1]} ({parts[-1].stat().st_size} bytes)"
+    click.echo(f"interrupted: {kept}; run this command again to resume", err=True)
+    sys.exit(130)
 
 
 def _finish_download(info: WorkInfo, as_json: bool) -> None:

@@ -5,7 +5,10 @@ runner claims it (so a daemon cannot run it at the same time), its lease is
 renewed while it runs, its progress is stored, and its end is recorded with
 the engine's own :func:`~stayfresh.work.plan_finish` (a retry is rescheduled
 by its backoff, and the daemon picks it up from there). If a daemon claimed
-it first, the caller gets None and can follow its progress instead.
+it first, the caller gets None and can follow its progress instead
+(:func:`lease_holder` says whom it waits for, and when it may take over).
+A work left RUNNING by a process of this machine that is gone (a download
+SIGKILLed a minute ago) is taken over at once, not after its lease.
 
 This belongs in the engine (``Runner.run_one``); it lives here until then.
 """
@@ -13,8 +16,6 @@ This belongs in the engine (``Runner.run_one``); it lives here until then.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
@@ -22,8 +23,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from ..store import ClaimedRun, Store
+from ..store import ClaimedRun, Store, WorkRow
 from ..work import Result, WorkerContext, WorkInfo, WorkManager, plan_finish, resolve_worker
+from ..work._engine import lost_lease, record_finishes
+from ..work._owner import dead_owners, local_owner_id, owner_is_dead
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,10 @@ def run_work_inline(
     cancel: threading.Event | None = None,
 ) -> WorkInfo | None:
     """Claim ``work_id`` and run it here; its info afterwards, or None if not claimable."""
-    runner_id = f"{socket.gethostname()}:{os.getpid()}:inline-{uuid.uuid4().hex[:6]}"
-    claims = store.claim_work(
-        [work_id], runner_id=runner_id, now=clock(), lease_seconds=lease_seconds
-    )
-    if not claims:
+    runner_id = local_owner_id(f"inline-{uuid.uuid4().hex[:6]}")
+    claim = _claim(store, work_id, runner_id, clock(), lease_seconds)
+    if claim is None:
         return None
-    claim = claims[0]
     work = claim.work
 
     def report(progress: Mapping[str, Any]) -> None:
@@ -68,7 +68,13 @@ def run_work_inline(
                 [work.id], runner_id=runner_id, now=clock(), lease_seconds=lease_seconds
             )
             if work.id not in held:
-                log.info("work %s was cancelled; stopping it", work.name or work.id)
+                why = lost_lease(store, work.id)
+                if why is None:
+                    log.info("work %s was cancelled; stopping it", work.name or work.id)
+                else:
+                    log.warning(
+                        "work %s lost its lease (%s); stopping it", work.name or work.id, why
+                    )
                 ctx.request_cancel()
                 return
 
@@ -95,6 +101,30 @@ def run_work_inline(
     return WorkInfo.from_row(row) if row is not None else None
 
 
+def _claim(
+    store: Store, work_id: str, runner_id: str, now: float, lease_seconds: float
+) -> ClaimedRun | None:
+    """Claim ``work_id`` like a runner does, taking it over at once from a dead owner."""
+    row = store.get_work(work_id)
+    owner = row.lease_owner if row is not None and row.state == "RUNNING" else None
+    dead = dead_owners([owner], me=runner_id)
+    claims = store.claim_work(
+        [work_id], runner_id=runner_id, now=now, lease_seconds=lease_seconds, dead_owners=dead
+    )
+    return claims[0] if claims else None
+
+
+def lease_holder(row: WorkRow, now: float) -> str | None:
+    """Who ``row``'s lease belongs to while it must be waited for; None if claimable now.
+
+    None when the work is not RUNNING, its lease ran out, or its owner is a
+    provably dead process of this machine (see ``stayfresh.work._owner``).
+    """
+    if row.state != "RUNNING" or not row.lease_owner or (row.lease_until or 0.0) <= now:
+        return None
+    return None if owner_is_dead(row.lease_owner) else row.lease_owner
+
+
 def _finish(
     store: Store,
     claim: ClaimedRun,
@@ -107,5 +137,5 @@ def _finish(
     finish = plan_finish(
         claim, runner_id=runner_id, outcome=outcome, now=clock(), output=output, error=error
     )
-    store.finish_runs([finish], keep_runs=KEEP_RUNS)
+    record_finishes(store, [finish], keep_runs=KEEP_RUNS)
     WorkManager(store).waker.notify()  # dependents of this work, a daemon's next due time

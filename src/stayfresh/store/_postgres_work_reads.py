@@ -86,7 +86,12 @@ class PostgresWorkReads(WorkStore):
         return self._rows(None, clause, params)
 
     def due_work(
-        self, now: float, *, limit: int, skip_constraints: Collection[str] = ()
+        self,
+        now: float,
+        *,
+        limit: int,
+        skip_constraints: Collection[str] = (),
+        dead_owners: Collection[str] = (),
     ) -> list[WorkRow]:
         skip = ""
         params: list[Any] = [now]
@@ -94,9 +99,16 @@ class PostgresWorkReads(WorkStore):
             skip = " AND (run_now OR constraints <> ALL(%s))"
             params.append(list(skip_constraints))
         params.append(now)
+        dead = ""
+        if dead_owners:
+            dead = (
+                " UNION ALL SELECT id FROM work WHERE state = 'RUNNING' AND lease_until > %s"
+                " AND lease_owner = ANY(%s)"
+            )
+            params.extend([now, list(dead_owners)])
         where = (
             f"id IN (SELECT id FROM work WHERE state = 'ENQUEUED' AND next_run_at <= %s{skip}"
-            " UNION ALL SELECT id FROM work WHERE state = 'RUNNING' AND lease_until <= %s)"
+            f" UNION ALL SELECT id FROM work WHERE state = 'RUNNING' AND lease_until <= %s{dead})"
             f" ORDER BY next_run_at, seq LIMIT {int(limit)}"
         )
         return self._rows(None, where, params)

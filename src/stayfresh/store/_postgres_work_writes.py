@@ -16,6 +16,8 @@ from ._postgres_work_reads import Conn
 from ._rows import loads_json
 from ._work_base import (
     FINISHED_STATES,
+    LOST_DEAD,
+    LOST_EXPIRED,
     UNFINISHED_STATES,
     ClaimedRun,
     EnqueueResult,
@@ -25,6 +27,7 @@ from ._work_base import (
     WorkRow,
     WorkStore,
     constraints_key,
+    late_note,
 )
 
 T = TypeVar("T")
@@ -162,7 +165,13 @@ class PostgresWorkWrites(WorkStore):
     # -- running -------------------------------------------------------------------
 
     def claim_work(
-        self, ids: Collection[str], *, runner_id: str, now: float, lease_seconds: float
+        self,
+        ids: Collection[str],
+        *,
+        runner_id: str,
+        now: float,
+        lease_seconds: float,
+        dead_owners: Collection[str] = (),
     ) -> list[ClaimedRun]:
         if not ids:
             return []
@@ -172,12 +181,13 @@ class PostgresWorkWrites(WorkStore):
             # rows another runner holds), close runs lost by dead runners, open a run
             # per work and take the lease
             taken = tx.execute(
-                "WITH cand AS (SELECT id, state, current_run, run_attempt, scheduled_at"
-                " FROM work WHERE id = ANY(%(ids)s) AND ((state = 'ENQUEUED'"
-                " AND next_run_at <= %(now)s) OR (state = 'RUNNING' AND lease_until <= %(now)s))"
-                " ORDER BY id FOR UPDATE SKIP LOCKED),"
+                "WITH cand AS (SELECT id, state, current_run, run_attempt, scheduled_at,"
+                " lease_until FROM work WHERE id = ANY(%(ids)s) AND ((state = 'ENQUEUED'"
+                " AND next_run_at <= %(now)s) OR (state = 'RUNNING' AND (lease_until <= %(now)s"
+                " OR lease_owner = ANY(%(dead)s)))) ORDER BY id FOR UPDATE SKIP LOCKED),"
                 " lost AS (UPDATE work_runs r SET outcome = 'lost', ended_at = %(now)s,"
-                " error = 'runner stopped renewing its lease' FROM cand"
+                " error = CASE WHEN cand.lease_until <= %(now)s THEN %(expired)s"
+                " ELSE %(gone)s END FROM cand"
                 " WHERE cand.state = 'RUNNING' AND r.id = cand.current_run AND r.ended_at IS NULL),"
                 " runs AS (INSERT INTO work_runs (work_id, attempt, runner_id, scheduled_at,"
                 " started_at) SELECT id, run_attempt + 1, %(runner)s, scheduled_at, %(now)s"
@@ -186,8 +196,12 @@ class PostgresWorkWrites(WorkStore):
                 " lease_owner = %(runner)s, lease_until = %(until)s, current_run = runs.id,"
                 " run_now = FALSE, progress = NULL, updated_at = %(now)s FROM runs"
                 " WHERE w.id = runs.work_id RETURNING w.id, runs.id AS run_id",
-                {"ids": list(ids), "now": now, "runner": runner_id, "until": now + lease_seconds},
-            ).fetchall()
+                {
+                    "ids": list(ids), "now": now, "runner": runner_id,
+                    "until": now + lease_seconds, "dead": list(dead_owners),
+                    "expired": LOST_EXPIRED, "gone": LOST_DEAD,
+                },
+            ).fetchall()  # fmt: skip
             if not taken:
                 return []
             by_id = {w.id: w for w in self._rows(tx, "id = ANY(%s)", ([t["id"] for t in taken],))}
@@ -234,11 +248,17 @@ class PostgresWorkWrites(WorkStore):
                         f.work_id, f.run_id, f.runner_id,
                     ),
                 )  # fmt: skip
-                tx.execute(
+                closed = tx.execute(
                     "UPDATE work_runs SET ended_at = %s, outcome = %s, output = %s, error = %s"
                     " WHERE id = %s AND ended_at IS NULL",
                     (f.ended_at, f.outcome, output, f.error, f.run_id),
                 )
+                if closed.rowcount == 0:
+                    tx.execute(
+                        "UPDATE work_runs SET error = COALESCE(error, '') || %s,"
+                        " output = COALESCE(output, %s) WHERE id = %s AND outcome = 'lost'",
+                        (late_note(f), output, f.run_id),
+                    )
                 if keep_runs > 0:
                     tx.execute(
                         "DELETE FROM work_runs WHERE work_id = %s AND id <= (SELECT id FROM"

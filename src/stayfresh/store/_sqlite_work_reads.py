@@ -102,7 +102,12 @@ class SQLiteWorkReads(WorkStore):
         return self._rows(None, clause, params)
 
     def due_work(
-        self, now: float, *, limit: int, skip_constraints: Collection[str] = ()
+        self,
+        now: float,
+        *,
+        limit: int,
+        skip_constraints: Collection[str] = (),
+        dead_owners: Collection[str] = (),
     ) -> list[WorkRow]:
         skip = ""
         params: list[Any] = [now]
@@ -110,10 +115,17 @@ class SQLiteWorkReads(WorkStore):
             skip = f" AND (run_now = 1 OR constraints NOT IN ({_marks(len(skip_constraints))}))"
             params.extend(skip_constraints)
         params.append(now)
+        dead = ""
+        if dead_owners:
+            dead = (
+                " UNION ALL SELECT rowid FROM work WHERE state = 'RUNNING' AND lease_until > ?"
+                f" AND lease_owner IN ({_marks(len(dead_owners))})"
+            )
+            params.extend([now, *dead_owners])
         # two index range scans instead of an OR over the whole table
         where = (
             f"rowid IN (SELECT rowid FROM work WHERE state = 'ENQUEUED' AND next_run_at <= ?{skip}"
-            " UNION ALL SELECT rowid FROM work WHERE state = 'RUNNING' AND lease_until <= ?)"
+            f" UNION ALL SELECT rowid FROM work WHERE state = 'RUNNING' AND lease_until <= ?{dead})"
             f" ORDER BY next_run_at LIMIT {int(limit)}"
         )
         return self._rows(None, where, params)

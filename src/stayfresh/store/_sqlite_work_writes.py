@@ -26,6 +26,8 @@ from ._work_base import (
     WorkRow,
     WorkStore,
     constraints_key,
+    late_note,
+    lost_reason,
 )
 
 
@@ -144,27 +146,34 @@ class SQLiteWorkWrites(WorkStore):
     # -- running -------------------------------------------------------------------
 
     def claim_work(
-        self, ids: Collection[str], *, runner_id: str, now: float, lease_seconds: float
+        self,
+        ids: Collection[str],
+        *,
+        runner_id: str,
+        now: float,
+        lease_seconds: float,
+        dead_owners: Collection[str] = (),
     ) -> list[ClaimedRun]:
         if not ids:
             return []
         taken: list[tuple[str, int]] = []
+        dead = list(dead_owners)
         with self.write() as tx:
             for chunk in _chunks(list(ids), 500):
                 q = _marks(len(chunk))
                 rows = tx.execute(
-                    f"SELECT id, state, current_run, run_attempt, scheduled_at FROM work"
-                    f" WHERE id IN ({q}) AND ((state = 'ENQUEUED' AND next_run_at <= ?)"
-                    " OR (state = 'RUNNING' AND lease_until <= ?))",
-                    (*chunk, now, now),
+                    f"SELECT id, state, current_run, run_attempt, scheduled_at, lease_until"
+                    f" FROM work WHERE id IN ({q}) AND ((state = 'ENQUEUED' AND next_run_at <= ?)"
+                    f" OR (state = 'RUNNING' AND (lease_until <= ?"
+                    f" OR lease_owner IN ({_marks(len(dead))}))))",
+                    (*chunk, now, now, *dead),
                 ).fetchall()
                 for r in rows:
                     if r["state"] == "RUNNING" and r["current_run"] is not None:
                         tx.execute(
-                            "UPDATE work_runs SET outcome = 'lost', ended_at = ?,"
-                            " error = 'runner stopped renewing its lease' WHERE id = ?"
-                            " AND ended_at IS NULL",
-                            (now, r["current_run"]),
+                            "UPDATE work_runs SET outcome = 'lost', ended_at = ?, error = ?"
+                            " WHERE id = ? AND ended_at IS NULL",
+                            (now, lost_reason(r["lease_until"], now), r["current_run"]),
                         )
                     cur = tx.execute(
                         "INSERT INTO work_runs (work_id, attempt, runner_id, scheduled_at,"
@@ -230,11 +239,17 @@ class SQLiteWorkWrites(WorkStore):
                         f.work_id, f.run_id, f.runner_id,
                     ),
                 )  # fmt: skip
-                tx.execute(
+                closed = tx.execute(
                     "UPDATE work_runs SET ended_at = ?, outcome = ?, output = ?, error = ?"
                     " WHERE id = ? AND ended_at IS NULL",
                     (f.ended_at, f.outcome, output, f.error, f.run_id),
                 )
+                if closed.rowcount == 0:
+                    tx.execute(
+                        "UPDATE work_runs SET error = COALESCE(error, '') || ?,"
+                        " output = COALESCE(output, ?) WHERE id = ? AND outcome = 'lost'",
+                        (late_note(f), output, f.run_id),
+                    )
                 if keep_runs > 0:
                     tx.execute(
                         "DELETE FROM work_runs WHERE work_id = ? AND id <= (SELECT id FROM"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
@@ -134,6 +135,29 @@ class RunFinish:
     run_attempt: int
 
 
+#: the history error of a run another runner took over, by why it could
+LOST_EXPIRED = "runner stopped renewing its lease"
+LOST_DEAD = "runner process is gone (taken over before its lease ran out)"
+
+
+def lost_reason(lease_until: float | None, now: float) -> str:
+    """Why a RUNNING work's run was lost when it is claimed again at ``now``."""
+    return LOST_EXPIRED if lease_until is None or lease_until <= now else LOST_DEAD
+
+
+def late_note(finish: RunFinish) -> str:
+    """Appended to a ``lost`` run's error when its runner reports after all.
+
+    The run lost its lease (its runner was frozen, suspended, cut off), so its
+    result must not touch the work; the history still says what it was.
+    """
+    return (
+        f"; its runner ended it later with {finish.outcome!r} at"
+        f" {dt.datetime.fromtimestamp(finish.ended_at, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        " (result discarded: the work had been taken over)"
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RunRow:
     """One attempt in a work's history."""
@@ -197,12 +221,19 @@ class WorkStore(abc.ABC):
 
     @abc.abstractmethod
     def due_work(
-        self, now: float, *, limit: int, skip_constraints: Collection[str] = ()
+        self,
+        now: float,
+        *,
+        limit: int,
+        skip_constraints: Collection[str] = (),
+        dead_owners: Collection[str] = (),
     ) -> list[WorkRow]:
         """Works a runner could claim at ``now``, earliest due first.
 
         ENQUEUED works with ``next_run_at <= now``, and RUNNING works whose
-        lease ran out (their runner died). Works whose :func:`constraints_key`
+        lease ran out (their runner died) or whose ``lease_owner`` is one of
+        ``dead_owners`` (the caller proved those processes gone, see
+        ``stayfresh.work._owner``: the store cannot). Works whose :func:`constraints_key`
         is in ``skip_constraints`` are left out (the runner found those
         constraints unmet) unless they were forced with :meth:`run_work_now`.
         Read-only: claiming happens in :meth:`claim_work`.
@@ -210,16 +241,23 @@ class WorkStore(abc.ABC):
 
     @abc.abstractmethod
     def claim_work(
-        self, ids: Collection[str], *, runner_id: str, now: float, lease_seconds: float
+        self,
+        ids: Collection[str],
+        *,
+        runner_id: str,
+        now: float,
+        lease_seconds: float,
+        dead_owners: Collection[str] = (),
     ) -> list[ClaimedRun]:
         """Atomically take the lease on those of ``ids`` that are still claimable.
 
-        Claimable means what :meth:`due_work` lists. Each claimed work becomes
-        RUNNING, owned by ``runner_id`` until ``now + lease_seconds``, its
-        attempt counter grows by one and a history row is opened. A RUNNING
-        work taken over from a dead runner has its old history row closed as
-        ``lost``. Two runners can never both claim the same work: the check
-        and the update are one transaction.
+        Claimable means what :meth:`due_work` lists (with the same
+        ``dead_owners``). Each claimed work becomes RUNNING, owned by
+        ``runner_id`` until ``now + lease_seconds``, its attempt counter grows
+        by one and a history row is opened. A RUNNING work taken over from a
+        dead runner has its old history row closed as ``lost`` (error: the
+        lease ran out, or the owner's process is gone). Two runners can never
+        both claim the same work: the check and the update are one transaction.
         """
 
     @abc.abstractmethod
@@ -238,12 +276,16 @@ class WorkStore(abc.ABC):
 
         The work row changes only while ``runner_id`` still holds the lease of
         that run (a cancelled or reclaimed work keeps its state); the history
-        row is closed either way, unless it was already closed. A SUCCEEDED
+        row is closed either way. A row already closed (``lost`` when another
+        runner took the work over, ``cancelled``) keeps its outcome, and the
+        late result is appended to its error text, so the history says what
+        the run that lost its lease would have reported. A SUCCEEDED
         work unblocks its dependents once all their prerequisites succeeded,
         merging the prerequisites' outputs over the dependent's input; a
         FAILED (CANCELLED) one fails (cancels) every transitive dependent. At
         most ``keep_runs`` history rows are kept per work. Returns the ids
-        whose state changed.
+        whose state changed: a finish whose work is missing from the answer
+        had lost its lease.
         """
 
     @abc.abstractmethod

@@ -21,14 +21,20 @@ import errno
 import hashlib
 import logging
 import os
+import select
 import socket
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+
+from ._watchdir import FolderWatch
 
 log = logging.getLogger(__name__)
 
 #: sun_path holds 108 bytes including the terminating NUL
 _MAX_SOCKET_PATH = 107
+#: seconds between checks that the control socket still exists, where inotify is missing
+CONTROL_CHECK = 60.0
 
 
 class Waker(abc.ABC):
@@ -53,6 +59,17 @@ class WakeListener(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Stop listening and remove what was created."""
+
+    #: seconds between calls of :meth:`check` the runner should make; None: never needed
+    check_every: float | None = None
+
+    def check(self) -> bool:
+        """Repair the wake channel if it was broken from outside; True when it was.
+
+        A True answer means wake-ups may have been missed: the caller should
+        look at its work again. :meth:`fileno` may differ afterwards.
+        """
+        return False
 
 
 class NullWaker(Waker):
@@ -119,39 +136,129 @@ class SocketWaker(Waker):
 
 
 class SocketListener(WakeListener):
-    """A runner's datagram socket in the control folder (owner-only)."""
+    """A runner's datagram socket in the control folder (owner-only), kept in place.
 
-    def __init__(self, db_path: str | os.PathLike[str], runner_id: str) -> None:
+    Someone may delete the folder while the runner sleeps (``rm -rf`` of a
+    data folder, a tmp cleaner under ``$XDG_RUNTIME_DIR``). The bound socket
+    then lives on but no notifier can reach it by path, and the runner would
+    sleep through every ``work add`` until its next due time. So on Linux the
+    listener also watches the folder with inotify and, when the folder or its
+    socket goes, recreates both at once (with a warning) and reports a
+    wake-up — a change made while the path was missing went unheard, so the
+    runner looks at the database again. Both descriptors sit in one epoll
+    set whose descriptor is :meth:`fileno`, so the runner's selector never
+    has to change. Without inotify, :attr:`check_every` asks the runner to
+    call :meth:`check` on that period instead (``STAYFRESH_CONTROL_CHECK``
+    seconds, default 60).
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        runner_id: str,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.folder = control_dir(db_path)
-        _private_dir(self.folder)
         self.path = self.folder / f"{runner_id[:12]}.sock"
+        self._sock: socket.socket | None = None
+        self._ino = 0
+        env = os.environ if environ is None else environ
+        self._fallback_every = float(env.get("STAYFRESH_CONTROL_CHECK") or CONTROL_CHECK)
+        self._watch = FolderWatch.create()
+        self._poller = select.epoll() if self._watch is not None else None
+        if self._watch is not None and self._poller is not None:
+            self._poller.register(self._watch.fileno(), select.EPOLLIN)
+        self._bind()
+
+    def _bind(self) -> None:
+        """(Re)create the folder and this runner's socket, and watch the folder."""
+        _private_dir(self.folder)
         _unlink_quietly(str(self.path))
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         old = os.umask(0o177)
         try:
-            self._sock.bind(str(self.path))
+            sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self._sock.setblocking(False)
+        sock.setblocking(False)
+        self._ino = os.stat(self.path).st_ino
+        previous, self._sock = self._sock, sock
+        if self._poller is not None:
+            if previous is not None:
+                self._poller.unregister(previous.fileno())
+            self._poller.register(sock.fileno(), select.EPOLLIN)
+        if previous is not None:
+            previous.close()
+        self.check_every = self._fallback_every
+        if self._watch is not None:
+            try:
+                self._watch.watch(self.folder)
+                self.check_every = None
+            except OSError as exc:  # e.g. the inotify watch limit: check on a period instead
+                log.warning("cannot watch %s (%s); checking it every %gs", self.folder, exc,
+                            self._fallback_every)  # fmt: skip
 
     def fileno(self) -> int:
+        if self._poller is not None:
+            return self._poller.fileno()
+        assert self._sock is not None
         return self._sock.fileno()
+
+    def check(self) -> bool:
+        """Recreate the socket if its path is gone; True when it did (look at the database)."""
+        try:
+            if os.stat(self.path).st_ino == self._ino:
+                return False
+        except FileNotFoundError:
+            pass
+        log.warning(
+            "control socket %s was removed; recreating it (wake-ups sent meanwhile were"
+            " missed, so the runner looks at its work again)",
+            self.path,
+        )
+        problem: OSError | None = None
+        for _ in range(3):  # a concurrent `rm -rf` may still be emptying the folder
+            try:
+                self._bind()
+                return True
+            except OSError as exc:
+                problem = exc
+                if not isinstance(exc, FileNotFoundError):
+                    break
+        # the runner keeps running on its timers; it tries again on a period
+        log.error("cannot recreate the control socket %s: %s; trying again every %gs",
+                  self.path, problem, self._fallback_every)  # fmt: skip
+        self.check_every = self._fallback_every
+        return True
 
     def drain(self) -> int:
         count = 0
+        assert self._sock is not None
         while True:
             try:
                 self._sock.recv(64)
             except (BlockingIOError, InterruptedError):
-                return count
+                break
             except OSError:
-                return count
+                break
             count += 1
+        if self._watch is not None and self._watch.changed() and self.check():
+            count += 1
+        return count
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
         _unlink_quietly(str(self.path))
+        if self._watch is not None:
+            self._watch.close()
+        if self._poller is not None:
+            self._poller.close()
 
 
 def _unlink_quietly(path: str) -> None:

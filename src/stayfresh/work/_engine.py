@@ -32,7 +32,7 @@ from ._model import (
 from ._schedule import (
     MAX_BACKOFF,
     BackoffPolicy,
-    clamp_interval,
+    check_interval,
     first_due,
     min_backoff,
     next_period_due,
@@ -76,12 +76,7 @@ class WorkManager:
     ) -> NewWork:
         interval = flex = None
         if request.every is not None:
-            interval, flex = clamp_interval(request.every, request.flex, self._env)
-            if interval != request.every or (request.flex is not None and flex != request.flex):
-                log.warning(
-                    "work %s: interval %.0fs / flex %s raised to the minimum %.0fs / %.0fs",
-                    name or request.worker, request.every, request.flex, interval, flex,
-                )  # fmt: skip
+            interval, flex = check_interval(request.every, request.flex, self._env)
         backoff = min(MAX_BACKOFF, max(min_backoff(self._env), request.backoff_delay))
         return NewWork(
             id=str(uuid.uuid4()),
@@ -262,6 +257,50 @@ class WorkManager:
     def prune(self, *, older_than: float = DEFAULT_KEEP_FINISHED) -> int:
         """Forget one-time works that finished more than ``older_than`` seconds ago."""
         return self.store.prune_work(finished_before=self.clock() - older_than)
+
+
+def lost_lease(store: WorkStore, work_id: str) -> str | None:
+    """Why a run no longer holds ``work_id``: None if it was cancelled, else who has it now.
+
+    Asked only on the rare path where a renewal or a finish was refused, so a
+    runner can tell the user's cancel (expected, quiet) from a lost lease
+    (the runner was frozen or cut off and another runner took over: loud).
+    """
+    row = store.get_work(work_id)
+    if row is None or row.state == "CANCELLED":
+        return None
+    if row.state == "RUNNING" and row.lease_owner:
+        return f"taken over by {row.lease_owner}"
+    return f"taken over by another runner (now {row.state})"
+
+
+def record_finishes(
+    store: WorkStore, finishes: Sequence[RunFinish], *, keep_runs: int
+) -> list[str]:
+    """Record ended runs (:meth:`WorkStore.finish_runs`); warn about each late one.
+
+    A finish the store refused belongs to a run that lost its lease while it
+    ran: its result must not overwrite the state of the run that took over.
+    The store keeps it in that run's history (outcome ``lost``, with the late
+    result appended); here it becomes a warning, so nothing is dropped silently.
+    """
+    changed = store.finish_runs(finishes, keep_runs=keep_runs)
+    done = set(changed)
+    for f in finishes:
+        if f.work_id in done:
+            continue
+        why = lost_lease(store, f.work_id)
+        if why is None:
+            log.info(
+                "work %s was cancelled during its run; result %r not applied", f.work_id, f.outcome
+            )
+        else:
+            log.warning(
+                "work %s: run %d lost its lease (%s); its late result %r is recorded as lost"
+                " and the work keeps the state of the run that took over",
+                f.work_id, f.run_id, why, f.outcome,
+            )  # fmt: skip
+    return changed
 
 
 def plan_finish(

@@ -47,6 +47,7 @@ from ._constraints import (
 )
 from ._control import WakeListener, listener_for
 from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome
+from ._owner import dead_owners, local_owner_id
 from ._runs import _Run, _RunKeeping
 from ._timer import WallTimer, wall_timer
 
@@ -84,7 +85,7 @@ class Runner(_RunKeeping):
         location = Path(store.location)
         self._probe = DeviceProbe(data_dir=location.parent if location.is_absolute() else None)
         self.token = uuid.uuid4().hex[:12]
-        self.runner_id = runner_id or f"{socket.gethostname()}:{os.getpid()}:{self.token[:6]}"
+        self.runner_id = runner_id or local_owner_id(self.token[:6])
         self.clock = clock
         self.max_concurrent = max(1, max_concurrent)
         self.lease_seconds = lease_seconds
@@ -108,6 +109,12 @@ class Runner(_RunKeeping):
         self._poked = False
         self._sleep_due: float | None = None
         self._next_renew = 0.0
+        self._renew_wall = 0.0
+        #: the wake channel's own check period (None: it reports breakage itself)
+        self._listen_every: float | None = None
+        self._listener_check = 0.0
+        #: when runs of dead processes on this machine were last looked for (-inf: never)
+        self._owners_checked = float("-inf")
         self._last_prune = 0.0
         #: counters for tests and `daemon` logs: passes of the loop and why it woke
         self.stats: dict[str, int] = {
@@ -171,6 +178,8 @@ class Runner(_RunKeeping):
         sel.register(wake_r, selectors.EVENT_READ, "internal")
         if listener is not None:
             sel.register(listener.fileno(), selectors.EVENT_READ, "socket")
+            self._listen_every = listener.check_every
+            self._listener_check = time.monotonic() + (listener.check_every or 0.0)
         if timer is not None:
             sel.register(timer.fileno(), selectors.EVENT_READ, "timer")
         offset = time.time() - time.monotonic()
@@ -198,6 +207,8 @@ class Runner(_RunKeeping):
                         self._poked = True
                     elif why == "timer" and timer is not None and timer.drain():
                         log.info("wall clock stepped (suspend/resume or clock change)")
+                if listener is not None:
+                    self._check_listener(listener, sel)
                 new_offset = time.time() - time.monotonic()
                 if abs(new_offset - offset) > CLOCK_JUMP:
                     log.info("clock jump of %+.1fs detected; rescheduling", new_offset - offset)
@@ -218,6 +229,18 @@ class Runner(_RunKeeping):
                 self._watcher.stop()
             self._stopped.set()
             log.info("runner %s stopped", self.runner_id)
+
+    def _check_listener(self, listener: WakeListener, sel: selectors.BaseSelector) -> None:
+        """Where the wake channel cannot report its own breakage, check it on its period."""
+        every = self._listen_every = listener.check_every  # it may start or stop needing checks
+        if every is None or time.monotonic() < self._listener_check:
+            return
+        self._listener_check = time.monotonic() + every
+        before = listener.fileno()
+        if listener.check():
+            self._poked = True
+            sel.unregister(before)
+            sel.register(listener.fileno(), selectors.EVENT_READ, "socket")
 
     def _drain_internal(self) -> None:
         if self._wake_r is None:
@@ -251,25 +274,50 @@ class Runner(_RunKeeping):
         if not self._done.empty():
             return 0.0
         timeouts: list[float] = []
+        if self._listen_every is not None:
+            timeouts.append(self._listener_check - time.monotonic())
         if self._runs:
             mono = time.monotonic()
             timeouts.append(self._next_renew - mono)
             timeouts.extend(r.deadline - mono for r in self._runs.values() if not r.timed_out)
         self._sleep_due = due
         if timer is not None:
-            timer.arm(due)
+            # with runs in progress, also wake when their leases are due for renewal
+            # by the wall clock (a suspend stops the monotonic select timeout)
+            renew = self._renew_wall if self._runs else None
+            timer.arm(due if renew is None else renew if due is None else min(due, renew))
         elif due is not None:
             timeouts.append(min(due - now, FALLBACK_MAX_SLEEP))
         return max(0.0, min(timeouts)) if timeouts else None
 
     # -- claiming ------------------------------------------------------------------------
 
+    def _dead_owners(self, now: float) -> set[str]:
+        """Owners of RUNNING work on this machine whose process is gone (see :mod:`._owner`).
+
+        Looked for on the first pass (a daemon restarted after SIGKILL takes
+        its own runs back at once instead of waiting out their leases), then
+        on passes at most once per half lease, so a busy runner does not pay a
+        query per pass; runs of processes that are not provably dead are
+        claimed when their leases run out, like any other.
+        """
+        if now - self._owners_checked < self.lease_seconds / 2:
+            return set()
+        self._owners_checked = now
+        running = self.store.find_work(states=["RUNNING"])
+        return dead_owners(
+            (r.lease_owner for r in running if (r.lease_until or 0.0) > now), me=self.runner_id
+        )
+
     def _claim(self, now: float, start: Callable[[ClaimedRun], None]) -> None:
         unmet: set[str] = set()
         overrides: Mapping[str, str] | None = self._overrides
+        dead = self._dead_owners(now)
         while len(self._runs) < self.max_concurrent:
             free = self.max_concurrent - len(self._runs)
-            rows = self.store.due_work(now, limit=free + len(unmet), skip_constraints=unmet)
+            rows = self.store.due_work(
+                now, limit=free + len(unmet), skip_constraints=unmet, dead_owners=dead
+            )
             rows = [r for r in rows if r.id not in self._runs]
             if not rows:
                 break
@@ -293,8 +341,9 @@ class Runner(_RunKeeping):
             if not ready:
                 continue
             claims = self.store.claim_work(
-                ready[:free], runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
-            )
+                ready[:free], runner_id=self.runner_id, now=now,
+                lease_seconds=self.lease_seconds, dead_owners=dead,
+            )  # fmt: skip
             if not claims:
                 break  # another runner was faster; look again on the next pass
             for claim in claims:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..store import ClaimedRun, RunFinish, Store
-from ._engine import Outcome, plan_finish
+from ._engine import Outcome, lost_lease, plan_finish, record_finishes
 from ._workers import WorkerContext, call_worker, resolve_worker, to_result
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ class _RunKeeping:
     _async_loop: asyncio.AbstractEventLoop | None
     _poked: bool
     _next_renew: float
+    #: the same renewal time on the wall clock: monotonic time stands still while
+    #: the machine is suspended, and a lease (wall clock) runs out all the same
+    _renew_wall: float
 
     if TYPE_CHECKING:
 
@@ -83,6 +86,7 @@ class _RunKeeping:
         run = _Run(claim, self._context(claim), time.monotonic() + w.timeout)
         if not self._runs:
             self._next_renew = time.monotonic() + self.lease_seconds / 2
+            self._renew_wall = self.clock() + self.lease_seconds / 2
         self._runs[w.id] = run
         log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
         threading.Thread(
@@ -128,7 +132,7 @@ class _RunKeeping:
                 continue
             finishes.append(self._plan(run, outcome, output, error))
         if finishes:
-            self.store.finish_runs(finishes, keep_runs=self.keep_runs)
+            record_finishes(self.store, finishes, keep_runs=self.keep_runs)
 
     def _plan(
         self, run: _Run, outcome: Outcome, output: Mapping[str, Any] | None, error: str | None
@@ -146,8 +150,16 @@ class _RunKeeping:
         )  # fmt: skip
 
     def _check_leases(self, now: float) -> None:
-        """Renew leases at half length; also right after a poke (a cancel may have come)."""
-        if not self._runs or not (self._poked or time.monotonic() >= self._next_renew):
+        """Renew leases at half length; also right after a poke (a cancel may have come).
+
+        Renewal is due by the monotonic clock or by the wall clock, whichever
+        comes first: after a suspend (or SIGSTOP) the leases may have run out
+        and another runner may have taken the work over. A run whose lease is
+        gone is told to stop at once; a cancelled work quietly, a lost lease
+        with a warning (its late result will be recorded as lost).
+        """
+        due = time.monotonic() >= self._next_renew or now >= self._renew_wall
+        if not self._runs or not (self._poked or due):
             self._poked = False
             return
         self._poked = False
@@ -155,10 +167,16 @@ class _RunKeeping:
             list(self._runs), runner_id=self.runner_id, now=now, lease_seconds=self.lease_seconds
         )
         self._next_renew = time.monotonic() + self.lease_seconds / 2
+        self._renew_wall = now + self.lease_seconds / 2
         for work_id, run in self._runs.items():
-            if work_id not in held and not run.ctx.cancelled:
-                log.info("work %s was cancelled or lost its lease; stopping it", work_id)
-                run.ctx.request_cancel()
+            if work_id in held or run.ctx.cancelled:
+                continue
+            why = lost_lease(self.store, work_id)
+            if why is None:
+                log.info("work %s was cancelled; stopping it", work_id)
+            else:
+                log.warning("work %s lost its lease (%s); stopping its run", work_id, why)
+            run.ctx.request_cancel()
 
     def _check_time_limits(self) -> None:
         mono = time.monotonic()
@@ -183,15 +201,14 @@ class _RunKeeping:
         self._wait_for_runs(2.0)
         leftovers = [self._plan(r, "retry", None, None) for r in self._runs.values()]
         self._runs.clear()
-        self.store.finish_runs(leftovers, keep_runs=self.keep_runs)
+        record_finishes(self.store, leftovers, keep_runs=self.keep_runs)
 
     def _wait_for_runs(self, seconds: float) -> None:
         """Record finished runs as they end, for at most ``seconds``; keep leases alive."""
         deadline = time.monotonic() + seconds
         self._record_finished()
         while self._runs and time.monotonic() < deadline:
-            if time.monotonic() >= self._next_renew:
-                self._check_leases(self.clock())
+            self._check_leases(self.clock())
             with contextlib.suppress(queue.Empty):
                 item = self._done.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
                 self._done.put(item)
