@@ -91,10 +91,11 @@ def test_periodic_runs_first_period_at_once_then_every_interval(
 
 
 def test_periodic_minimum_interval_is_enforced(store: Store, clock: FakeClock) -> None:
-    info = WorkManager(store, clock=clock, environ={}).enqueue(
-        WorkRequest(worker="noop", every=60), name="fast"
-    )
-    assert info.interval == 900
+    with pytest.raises(ConfigError, match="at least 15m, not 1m"):  # refused, never raised silently
+        WorkManager(store, clock=clock, environ={}).enqueue(
+            WorkRequest(worker="noop", every=60), name="fast"
+        )
+    assert store.find_work(name="fast") == []
     lowered = WorkManager(store, clock=clock, environ=ENV).enqueue(
         WorkRequest(worker="noop", every=2), name="faster"
     )

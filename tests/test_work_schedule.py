@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stayfresh._input import MAX_DURATION
+from stayfresh.errors import ConfigError
 from stayfresh.work import BackoffPolicy, backoff_delay, first_due, next_period_due, parse_duration
-from stayfresh.work._schedule import clamp_interval, format_duration, min_interval
+from stayfresh.work._schedule import check_interval, format_duration, min_interval
 
 HOUR = 3600.0
 intervals = st.floats(min_value=60, max_value=30 * 86400, allow_nan=False)
@@ -90,7 +92,7 @@ def test_simulated_downtime_runs_once_then_keeps_cadence(
 )
 def test_flex_window_respected(now: float, every: float, flex: float, where: float) -> None:
     """Every due time is the opening of a flex window at the end of its period."""
-    interval, fl = clamp_interval(every, flex, {})
+    interval, fl = check_interval(every, flex, {})
     first = first_due(now, interval=interval, flex=fl)
     assert first >= now
     assert math.isclose(first - now, interval - fl, abs_tol=1e-6)
@@ -110,9 +112,22 @@ def test_minimums_and_env_override() -> None:
     assert min_interval({"STAYFRESH_MIN_INTERVAL": "2"}) == 2
     assert min_interval({"STAYFRESH_MIN_INTERVAL": "99999"}) == 900  # can only lower
     assert min_interval({"STAYFRESH_MIN_INTERVAL": "junk"}) == 900
-    assert clamp_interval(60, None, {}) == (900, 900)
-    assert clamp_interval(3600, 60, {}) == (3600, 300)
-    assert clamp_interval(3600, 7200, {}) == (3600, 3600)
+    assert check_interval(900, None, {}) == (900, 900)
+    assert check_interval(3600, 300, {}) == (3600, 300)
+    assert check_interval(3600, 7200, {}) == (3600, 3600)  # flex >= interval: no flex window
+    assert check_interval(60, 10, {"STAYFRESH_MIN_INTERVAL": "1"}) == (60, 10)
+
+
+@pytest.mark.parametrize(
+    ("every", "flex", "message"),
+    [(60, None, "at least 15m, not 1m"), (899, None, "at least 15m"), (3600, 60, "at least 5m")],
+)
+def test_below_the_minimum_is_refused_not_raised(
+    every: float, flex: float | None, message: str
+) -> None:
+    """WorkManager raises a short interval silently; we refuse it (exit 2 in the CLI)."""
+    with pytest.raises(ConfigError, match=message):
+        check_interval(every, flex, {})
 
 
 @pytest.mark.parametrize(
@@ -132,10 +147,26 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "m", "15x", "-5s", "1h-", "abc"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "m", "15x", "-5s", "1h-", "abc", "1e400s", "99999999999d", "9" * 400, "11y", "1" * 65],
+)
 def test_parse_duration_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1, 10**400, 1e300, True])
+def test_parse_duration_rejects_numbers_out_of_range(bad: float) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_parse_duration_bounds() -> None:
+    assert parse_duration("520w") == 520 * 604800  # ten years less 2 days: the longest
+    assert parse_duration("3650d") == MAX_DURATION
+    assert parse_duration(" 1h 30m ") == 5400
+    assert parse_duration("0") == 0
 
 
 @given(st.integers(min_value=1, max_value=10**7))

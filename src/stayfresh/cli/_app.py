@@ -3,26 +3,39 @@
 Every option falls back to a ``STAYFRESH_*`` environment variable. Errors of
 the :mod:`stayfresh.errors` hierarchy become one line on stderr and the exit
 code documented in the README (0 ok, 1 other, 2 usage, 3 re-auth, 4 transient).
+Usage errors (a bad option value, a missing argument) are one line too, so a
+script reads ``error: …`` and exit 2 whatever was wrong. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property, wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 import click
 
-from ..errors import ReauthRequired, StayfreshError
+from ..errors import ConfigError, ReauthRequired, StayfreshError
 from ..store import Store, open_store
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: the longest error line printed; a message quoting hostile input is cut here
+MAX_ERROR_LINE = 500
+
+
+def one_line(text: str, limit: int = MAX_ERROR_LINE) -> str:
+    """``text`` on one line (runs of whitespace collapsed), cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 #: called with the store the first time a command opens it; the notification
@@ -38,7 +51,11 @@ class Context:
 
     @cached_property
     def store(self) -> Store:
-        store = open_store(self.db)
+        try:
+            store = open_store(self.db)
+        except OSError as exc:  # a --db path that cannot be a database here: bad input
+            where = self.db or "the default database"
+            raise ConfigError(f"cannot open {where}: {exc.strerror or exc}") from None
         for hook in ON_STORE_OPEN:
             try:
                 hook(store)
@@ -82,14 +99,64 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ReauthRequired as exc:
-            name = exc.account or "NAME"
-            click.echo(f"error: {exc}\nrun `stayfresh login {name}` to sign in again", err=True)
+            click.echo(f"error: {one_line(str(exc))}\n{exc.hint}", err=True)
             sys.exit(exc.exit_code)
         except StayfreshError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+class _OneLineError(click.ClickException):
+    """A usage or typed error shown as ``error: …`` on one line, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance too
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class StayfreshGroup(click.Group):
+    """The root group: click's usage errors become one line, like every other error.
+
+    click prints a usage block, a hint and the error on three or more lines;
+    scripts and people both read one ``error: …`` line better. The help hint
+    stays, in parentheses. A typed error raised while the arguments are read
+    (in a parameter type or callback, outside :func:`handle_errors`) is shown
+    the same way. Other exceptions are bugs and are not caught here.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except _OneLineError:
+        raise
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        raise _OneLineError(one_line(exc.format_message()) + hint, exc.exit_code) from None
+    except StayfreshError as exc:
+        raise _OneLineError(one_line(str(exc)), exc.exit_code) from None
 
 
 def echo_json(data: Any) -> None:
@@ -128,7 +195,8 @@ def add_db_option_everywhere(group: click.Group) -> None:
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"}
+    cls=StayfreshGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "STAYFRESH"},
 )
 @click.option(
     "--db",

@@ -7,8 +7,6 @@ the result shows the account's status and expiry as ``account show`` does.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,10 +15,12 @@ from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..store import Store
 from ..tokens import AMAZON_LOCALES, DevicePrompt, NewAccount, describe, login_browser, login_device
+from ..tokens._import import _MAX_FILE as MAX_ACCOUNT_FILE
 from ..tokens._import import import_account, read_import_file
 from ._accounts import account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
-from ._secrets import read_secret, secret_options
+from ._params import Duration
+from ._secrets import read_limited, read_secret, secret_options
 
 
 def _say(message: str) -> None:
@@ -70,10 +70,10 @@ def _result(ctx: Context, name: str, verb: str, as_json: bool) -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
-    default=300,
+    type=Duration(minimum=1.0, maximum=86400.0),
+    default="5m",
     show_default=True,
-    help="Seconds to wait for the sign-in.",
+    help="How long to wait for the sign-in (1s to 1d; plain numbers are seconds).",
 )
 @click.option("--scope", help='Scope to request (oidc default: "openid offline_access").')
 @click.option(
@@ -178,18 +178,9 @@ def account_import(
     if file == "-" and opts["password_file"] == "-":
         raise ConfigError("FILE and --password-file cannot both be stdin")
     password = read_secret("file password", opts["password_env"], opts["password_file"])
-    raw = _read_file(file)
+    raw = read_limited(file, MAX_ACCOUNT_FILE, "account file")
     imported = read_import_file(raw, password=password)
     overrides = {k: opts[k] for k in ("token_url", "locale") if opts[k]}
     import_account(ctx.store, name, imported, replace=replace, overrides=overrides)
     on_account_ready(ctx.store, name)
     _result(ctx, name, "imported" if not replace else "renewed tokens of", as_json)
-
-
-def _read_file(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(file).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None

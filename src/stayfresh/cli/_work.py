@@ -27,30 +27,12 @@ from ..work import (
     WorkManager,
     WorkRequest,
     format_duration,
-    parse_duration,
 )
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._params import DURATION as DURATION  # the notify commands import it from here
+from ._params import JSON_OBJECT, POSITIVE_DURATION, TAG, WORK_NAME, WORKER, Duration
 
 log = logging.getLogger(__name__)
-
-
-class Duration(click.ParamType[float]):
-    """``30s``, ``15m``, ``1h``, ``2d`` or plain seconds."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float | int):
-            return float(value)
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-DURATION = Duration()
 
 
 def _manager(ctx: Context) -> WorkManager:
@@ -89,16 +71,28 @@ def work() -> None:
 
 
 @work.command("add")
-@click.argument("name")
+@click.argument("name", type=WORK_NAME)
 @click.option(
-    "--worker", required=True, metavar="MODULE:FUNC", help="Import path or built-in name."
+    "--worker",
+    required=True,
+    type=WORKER,
+    metavar="MODULE:FUNC",
+    help="Import path or built-in name (must import here and now).",
 )
-@click.option("--every", type=DURATION, help="Run periodically (minimum 15m).")
+@click.option("--every", type=POSITIVE_DURATION, help="Run periodically (minimum 15m).")
 @click.option(
-    "--flex", type=DURATION, help="Run within this window at the end of each period (min 5m)."
+    "--flex",
+    type=POSITIVE_DURATION,
+    help="Run within this window at the end of each period (min 5m).",
 )
 @click.option("--delay", type=DURATION, help="Run once, after this initial delay.")
-@click.option("--input", "input_json", metavar="JSON", help="Input data: a JSON object.")
+@click.option(
+    "--input",
+    "input_data",
+    type=JSON_OBJECT,
+    metavar="JSON",
+    help="Input data: a JSON object (at most 64 KiB, 32 levels deep).",
+)
 @click.option("--network", type=click.Choice(["connected", "unmetered"]), help="Needs a network.")
 @click.option("--battery-not-low", is_flag=True, help="Wait while the battery is low.")
 @click.option("--charging", is_flag=True, help="Wait until plugged in.")
@@ -113,10 +107,18 @@ def work() -> None:
     show_default=True,
 )
 @click.option(
-    "--backoff-delay", type=DURATION, default="30s", show_default=True, help="First retry delay."
+    "--backoff-delay",
+    type=POSITIVE_DURATION,
+    default="30s",
+    show_default=True,
+    help="First retry delay (kept within 10s..5h).",
 )
 @click.option(
-    "--timeout", type=DURATION, default="10m", show_default=True, help="Time limit per run."
+    "--timeout",
+    type=POSITIVE_DURATION,
+    default="10m",
+    show_default=True,
+    help="Time limit per run.",
 )
 @click.option(
     "--policy",
@@ -125,7 +127,9 @@ def work() -> None:
     show_default=True,
     help="When work of this name exists (periodic: replace = cancel and re-enqueue).",
 )
-@click.option("--tag", "tags", multiple=True, help="Tag (repeatable), for `work cancel --tag`.")
+@click.option(
+    "--tag", "tags", type=TAG, multiple=True, help="Tag (repeatable), for `work cancel --tag`."
+)
 @json_option
 @pass_ctx
 @handle_errors
@@ -136,7 +140,7 @@ def work_add(
     every: float | None,
     flex: float | None,
     delay: float | None,
-    input_json: str | None,
+    input_data: dict[str, Any] | None,
     network: str | None,
     battery_not_low: bool,
     charging: bool,
@@ -149,16 +153,17 @@ def work_add(
     tags: Sequence[str],
     as_json: bool,
 ) -> None:
-    """Enqueue work NAME (unique by name)."""
+    """Enqueue work NAME (unique by name).
+
+    NAME and tags use letters, digits and . _ @ + - : / (at most 200
+    characters). The worker must be importable here and now: a typo is
+    exit 2 at once, not a failure at 3 a.m. in the daemon.
+    """
     if every is not None and delay is not None:
         raise ConfigError("--every and --delay exclude each other (a periodic work starts at once)")
-    try:
-        data = json.loads(input_json) if input_json else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--input is not valid JSON: {exc}") from exc
     request = WorkRequest(
         worker=worker,
-        input=data,
+        input=input_data or {},
         every=every,
         flex=flex,
         delay=delay or 0.0,
@@ -271,7 +276,7 @@ def work_status(ctx: Context, name: str, as_json: bool) -> None:
 
 @work.command("history")
 @click.argument("name")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=20, show_default=True)
 @json_option
 @pass_ctx
 @handle_errors
@@ -351,7 +356,7 @@ def work_cancel(
 @cli.command("daemon")
 @click.option(
     "--max-concurrent",
-    type=int,
+    type=click.IntRange(min=1, max=1024),
     default=8,
     show_default=True,
     envvar="STAYFRESH_MAX_CONCURRENT",
@@ -359,7 +364,7 @@ def work_cancel(
 )
 @click.option(
     "--lease",
-    type=DURATION,
+    type=Duration(minimum=1.0),
     default="60s",
     show_default=True,
     envvar="STAYFRESH_LEASE",

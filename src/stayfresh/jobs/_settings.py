@@ -3,7 +3,8 @@
 Settings live in the store's key/value table under ``settings.<key>`` so that
 every process (the CLI, the daemon, an application) reads the same values.
 Only validated, normalised text is ever stored (``6h``, ``on``), so reading
-never has to guess; a value that is unreadable anyway (written by hand, or
+never has to guess (durations go through the one bounded duration parser, and
+error messages quote at most a short prefix of what was typed); a value that is unreadable anyway (written by hand, or
 by a newer version) falls back to its default with a warning instead of
 stopping the daemon.
 """
@@ -16,6 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._input import shorten
 from ..errors import ConfigError
 from ..store import Store
 from ..work import format_duration, min_interval, parse_duration
@@ -93,7 +95,7 @@ def normalize_key(key: str) -> str:
     """``sync-frequency`` and ``settings.sync_frequency`` both name ``sync_frequency``."""
     bare = key.strip().lower().replace("-", "_").removeprefix(SETTING_PREFIX)
     if bare not in DEFAULTS:
-        raise ConfigError(f"unknown setting {key!r}; settings are: {', '.join(DEFAULTS)}")
+        raise ConfigError(f"unknown setting {shorten(key)}; settings are: {', '.join(DEFAULTS)}")
     return bare
 
 
@@ -110,7 +112,7 @@ def validate_setting(
             return name, "on"
         if text in _FALSE:
             return name, "off"
-        raise ConfigError(f"{name} must be on or off, not {value!r}")
+        raise ConfigError(f"{name} must be on or off, not {shorten(value)}")
     return name, format_interval(_interval(value, environ))
 
 
@@ -124,24 +126,26 @@ def _frequency(text: str) -> str:
     for label, interval in SYNC_FREQUENCIES.items():
         if interval is not None and abs(seconds - interval) < 0.5:
             return label
-    raise ConfigError(f"sync_frequency must be one of {', '.join(SYNC_FREQUENCIES)}, not {text!r}")
+    raise ConfigError(
+        f"sync_frequency must be one of {', '.join(SYNC_FREQUENCIES)}, not {shorten(text)}"
+    )
 
 
 def _interval(value: str, environ: Mapping[str, str] | None) -> float:
     try:
-        seconds = parse_duration(value)
+        seconds = parse_duration(value, what="token_refresh_interval")
     except ValueError as exc:
-        raise ConfigError(f"token_refresh_interval: {exc}") from None
+        raise ConfigError(str(exc)) from None
     floor = min_interval(dict(os.environ if environ is None else environ))
     if seconds < floor:
         raise ConfigError(
             f"token_refresh_interval must be at least {format_duration(floor)} "
-            f"(the shortest periodic interval), not {value!r}"
+            f"(the shortest periodic interval), not {shorten(value)}"
         )
     if seconds > MAX_TOKEN_REFRESH_INTERVAL:
         raise ConfigError(
             f"token_refresh_interval must be at most "
-            f"{format_duration(MAX_TOKEN_REFRESH_INTERVAL)}, not {value!r}"
+            f"{format_duration(MAX_TOKEN_REFRESH_INTERVAL)}, not {shorten(value)}"
         )
     return seconds
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote
 
+from .._input import check_text, loads_json
 from ..errors import ConfigError, StayfreshError
 from ..tokens import AMAZON_LOCALES, Account
 from ..tokens._providers import check_endpoint
@@ -29,6 +29,10 @@ from ..tokens._providers import check_endpoint
 #: Audible serves at most this many items per page
 AUDIBLE_MAX_PAGE = 1000
 AUDIBLE_RESPONSE_GROUPS = "contributors,media,product_attrs,product_desc,product_details"
+#: a library page nests a handful of levels; far deeper is refused before parsing
+MAX_PAGE_DEPTH = 64
+#: a next-page cursor is sent back in the URL: an opaque token, not a document
+MAX_CURSOR = 2048
 
 
 class LibraryError(StayfreshError):
@@ -97,10 +101,29 @@ class LibrarySource(abc.ABC):
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ValueError(f"the answer is not JSON: {exc}") from None
+    """The page's JSON; ValueError (a bad page, retried) for anything else.
+
+    The body's size is bounded by the HTTP read; its nesting is bounded here,
+    before ``json.loads`` could recurse 100,000 levels.
+    """
+    return loads_json(body, "the answer", max_bytes=None, max_depth=MAX_PAGE_DEPTH)
+
+
+def _items(data: Any, where: str) -> list[Mapping[str, Any]] | None:
+    """The item list at ``where``, or None; ValueError if an item is not an object."""
+    items = dig(data, where)
+    if not isinstance(items, list):
+        return None
+    if not all(isinstance(item, Mapping) for item in items):
+        raise ValueError("the library answer has an item that is not a JSON object")
+    return items
+
+
+def _item_id(value: Any) -> str:
+    """An item's id as text: one printable line of at most 200 characters (ValueError)."""
+    if isinstance(value, Mapping | list):
+        raise ValueError(f"a library item whose id is a {type(value).__name__}")
+    return check_text(str(value), "item id")
 
 
 def dig(data: Any, path: str) -> Any:
@@ -125,10 +148,21 @@ def join_names(value: Any) -> str | None:
     return None
 
 
+def _config_int(value: Any, key: str, minimum: int) -> int:
+    """An integer setting of the account's library config (stored, so checked again)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"library {key} must be an integer") from None
+    if not minimum <= number <= 2**31:
+        raise ConfigError(f"library {key} must be between {minimum} and {2**31}")
+    return number
+
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 1e400 total
         return None
 
 
@@ -169,8 +203,8 @@ class AudibleSource(LibrarySource):
 
     def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
         data = _json(body)
-        items = data.get("items") if isinstance(data, Mapping) else None
-        if not isinstance(items, list):
+        items = _items(data, "items")
+        if items is None:
             raise ValueError("the library answer has no items list")
         total = _int_or_none(headers.get("total-count"))
         pages = math.ceil(total / self.page_size) if total is not None else None
@@ -190,7 +224,11 @@ class AudibleSource(LibrarySource):
         if not isinstance(asin, str) or not asin:
             raise ValueError("a library item without an asin")
         title = item.get("title")
-        return asin, title if isinstance(title, str) else None, join_names(item.get("authors"))
+        return (
+            check_text(asin, "asin"),
+            title if isinstance(title, str) else None,
+            join_names(item.get("authors")),
+        )
 
 
 def api_base(account: Account) -> str:
@@ -232,8 +270,8 @@ class JsonSource(LibrarySource):
         self.id_path = str(cfg.get("id") or "id")
         self.title_path = str(cfg.get("title") or "title")
         self.authors_path = str(cfg.get("authors") or "authors")
-        self.page_size = int(cfg.get("page_size") or 100)
-        self.first_page = int(cfg.get("first_page", 1))
+        self.page_size = _config_int(cfg.get("page_size") or 100, "page_size", 1)
+        self.first_page = _config_int(cfg.get("first_page", 1), "first_page", -(2**31))
         self.page_param = str(cfg.get("page_param") or "page")
         self.page_size_param = cfg.get("page_size_param")
         self.cursor_param = str(cfg.get("cursor_param") or "cursor")
@@ -268,8 +306,8 @@ class JsonSource(LibrarySource):
 
     def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
         data = _json(body)
-        items = dig(data, self.items_path)
-        if not isinstance(items, list):
+        items = _items(data, self.items_path)
+        if items is None:
             raise LibraryError(f"no item list at {self.items_path or '(the answer)'!r}")
         total = None
         if self.total_path:
@@ -280,6 +318,8 @@ class JsonSource(LibrarySource):
         following: Position | None
         if self.mode == "cursor":
             cursor = dig(data, self.cursor_path)
+            if isinstance(cursor, Mapping | list) or len(str(cursor)) > MAX_CURSOR:
+                raise ValueError(f"the next cursor is not a token of at most {MAX_CURSOR} chars")
             done = not items or cursor in (None, "") or cursor == position.cursor
             following = None if done else Position(page=position.page + 1, cursor=str(cursor))
         else:
@@ -295,7 +335,7 @@ class JsonSource(LibrarySource):
             raise ValueError(f"a library item without {self.id_path!r}")
         title = dig(item, self.title_path)
         return (
-            str(found),
+            _item_id(found),
             None if title is None else str(title),
             join_names(dig(item, self.authors_path)),
         )

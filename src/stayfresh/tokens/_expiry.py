@@ -4,7 +4,10 @@ Accepted: ``expires_in`` seconds (counted from when the request was sent), ISO
 8601 with or without an offset (no offset means UTC), epoch seconds, epoch
 milliseconds (numbers or numeric strings), and Java's ``Date.toString()``
 (``Tue Nov 24 06:19:38 UTC 2026``). Anything else raises
-:class:`ExpiryParseError`, never another exception.
+:class:`ExpiryParseError`, never another exception: text longer than any of
+these forms is refused unread, and every result lies between 1970 and 9999.
+A user may also give an offset from now (``+45m``,
+:func:`parse_expiry_input`), read by the one duration parser.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 
 from dateutil import parser as dateparser
 from dateutil import tz
+
+from .._input import parse_duration, shorten
 
 UTC = dt.UTC
 
@@ -35,6 +40,8 @@ _ABBREVIATIONS: dict[str, int] = {
     "NZST": 12, "NZDT": 13,
 }  # fmt: skip
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: longer than any supported form (a Java date with a long region id is ~60)
+_MAX_TEXT = 100
 _MIN = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _MAX = dt.datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -47,11 +54,11 @@ def from_expires_in(seconds: object, sent_at: dt.datetime) -> dt.datetime:
     """``sent_at + expires_in``: counting from the send time errs on the safe side."""
     number = _number(seconds)
     if number is None or number < 0 or number > 10 * 365 * 86400:
-        raise ExpiryParseError(f"expires_in must be a number of seconds, got {seconds!r}")
+        raise ExpiryParseError(f"expires_in must be a number of seconds, got {shorten(seconds)}")
     try:
         return sent_at.astimezone(UTC) + dt.timedelta(seconds=number)
     except OverflowError:
-        raise ExpiryParseError(f"expires_in {seconds!r} goes past the year 9999") from None
+        raise ExpiryParseError(f"expires_in {shorten(seconds)} goes past the year 9999") from None
 
 
 def parse_expiry(value: object) -> dt.datetime:
@@ -61,8 +68,8 @@ def parse_expiry(value: object) -> dt.datetime:
     number = _number(value)
     if number is not None:
         return _from_epoch(number, value)
-    if not isinstance(value, str) or not value.strip():
-        raise ExpiryParseError(f"not a timestamp: {value!r}")
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT:
+        raise ExpiryParseError(f"not a timestamp: {shorten(value)}")
     text = value.strip()
     java = _JAVA_RE.match(text)
     if java:
@@ -70,15 +77,37 @@ def parse_expiry(value: object) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
-        raise ExpiryParseError(f"unrecognised timestamp: {text!r}") from None
+        raise ExpiryParseError(f"unrecognised timestamp: {shorten(text)}") from None
     return _aware(parsed)
+
+
+def parse_expiry_input(value: str, now: dt.datetime) -> dt.datetime:
+    """An expiry a user typed: ``+45m`` / ``+1h30m`` (an offset from ``now``) or any absolute form.
+
+    The offset goes through the one duration parser, so it is at most ten
+    years and ``now + offset`` cannot overflow; the result is range-checked
+    like every other expiry.
+    """
+    text = value.strip()
+    if not text.startswith("+"):
+        return parse_expiry(text)
+    try:
+        offset = dt.timedelta(seconds=parse_duration(text[1:], what="expiry offset"))
+    except ValueError as exc:
+        raise ExpiryParseError(str(exc)) from None
+    try:
+        return _aware(now.astimezone(UTC) + offset)
+    except OverflowError:  # now is within ten years of the year 9999
+        raise ExpiryParseError("expiry past the year 9999") from None
 
 
 def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float) or (
-        isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value)
+        isinstance(value, str)
+        and len(value) <= _MAX_TEXT
+        and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value)
     ):
         try:
             number = float(value)
@@ -92,11 +121,11 @@ def _number(value: object) -> float | None:
 def _from_epoch(number: float, original: object) -> dt.datetime:
     seconds = number / 1000.0 if abs(number) >= _MS_THRESHOLD else number
     if seconds < 0:
-        raise ExpiryParseError(f"negative epoch timestamp: {original!r}")
+        raise ExpiryParseError(f"negative epoch timestamp: {shorten(original)}")
     try:
         result = dt.datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
-        raise ExpiryParseError(f"epoch timestamp out of range: {original!r}") from None
+        raise ExpiryParseError(f"epoch timestamp out of range: {shorten(original)}") from None
     return result
 
 
@@ -108,13 +137,13 @@ def _from_java(text: str, zone: str) -> dt.datetime:
     else:
         tzinfo = tz.gettz(zone)  # Java prints region ids for zones it has no name for
         if tzinfo is None:
-            raise ExpiryParseError(f"unknown time zone {zone!r} in {text!r}")
+            raise ExpiryParseError(f"unknown time zone {shorten(zone)} in {shorten(text)}")
     try:
         naive = dateparser.parse(text.replace(f" {zone} ", " "), ignoretz=True)
     except (ValueError, OverflowError):
-        raise ExpiryParseError(f"unrecognised Java date: {text!r}") from None
+        raise ExpiryParseError(f"unrecognised Java date: {shorten(text)}") from None
     if _WEEKDAYS[naive.weekday()] != text[:3]:
-        raise ExpiryParseError(f"weekday does not match the date in {text!r}")
+        raise ExpiryParseError(f"weekday does not match the date in {shorten(text)}")
     return _aware(naive.replace(tzinfo=tzinfo))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
+from .._input import check_name
 from ..errors import ConfigError
 from ..store import RunRow, WorkRow
 from ._constraints import Constraints
@@ -62,9 +63,9 @@ def _seconds(value: float | str | None, what: str) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return parse_duration(value, what=what)
     except ValueError as exc:
-        raise ConfigError(f"{what}: {exc}") from exc
+        raise ConfigError(str(exc)) from None
 
 
 def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
@@ -75,17 +76,32 @@ def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} must be a JSON object (a mapping), not {type(value).__name__}")
     try:
         return dict(json.loads(json.dumps(dict(value))))
+    except RecursionError:  # a mapping nested thousands deep (or one that contains itself)
+        raise ConfigError(f"{what} nests too deeply to store") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+#: characters a work name or tag may use besides a name's (``token-refresh:alice``)
+WORK_NAME_EXTRA = ":/"
+
+
+def check_work_name(value: object, what: str = "work name") -> str:
+    """A work name or tag: a safe name (see :func:`stayfresh._input.check_name`) that may use : and /."""
+    try:
+        return check_name(value, what, extra=WORK_NAME_EXTRA)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WorkRequest:
     """What to run and when: one-time (``every=None``) or periodic.
 
-    Durations accept seconds or strings such as ``"15m"``. Periodic intervals
-    below 15 minutes (flex below 5) are raised to the minimum when enqueued,
-    as WorkManager does, unless ``STAYFRESH_MIN_INTERVAL`` lowers it.
+    Durations accept seconds or strings such as ``"15m"`` (at most ten years).
+    Periodic intervals below 15 minutes (flex below 5) are refused with
+    :class:`ConfigError` when enqueued (WorkManager raises them silently),
+    unless ``STAYFRESH_MIN_INTERVAL`` lowers the minimum. Tags are names.
     """
 
     worker: str
@@ -112,7 +128,7 @@ class WorkRequest:
         set_(self, "backoff", BackoffPolicy(self.backoff))
         if isinstance(self.tags, str):
             raise ConfigError("tags must be a sequence of strings, not one string")
-        set_(self, "tags", tuple(dict.fromkeys(self.tags)))
+        set_(self, "tags", tuple(dict.fromkeys(check_work_name(t, "tag") for t in self.tags)))
         if self.every is not None and self.every <= 0:
             raise ConfigError("a periodic interval must be positive")
         if self.flex is not None and self.every is None:

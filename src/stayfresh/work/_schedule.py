@@ -1,4 +1,4 @@
-"""Pure schedule decisions: durations, minimums, first due, next due, backoff.
+"""Pure schedule decisions: minimums, first due, next due, backoff.
 
 Nothing here reads a clock: every function that needs the time takes ``now``
 (POSIX seconds). That is what lets the tests drive years of schedule with
@@ -19,67 +19,26 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from enum import StrEnum
+
+# the one duration parser (every option, setting and file uses it) lives in
+# stayfresh._input so tokens and notify can use it too; re-exported here
+from .._input import format_duration as format_duration
+from .._input import parse_duration as parse_duration
+
+# the one backoff function and WorkManager's clamp live in stayfresh._retry (notify
+# and the HTTP policy use them too); re-exported here for the engine
+from .._retry import DEFAULT_BACKOFF as DEFAULT_BACKOFF
+from .._retry import MAX_BACKOFF as MAX_BACKOFF
+from .._retry import MIN_BACKOFF as MIN_BACKOFF
+from .._retry import BackoffPolicy as BackoffPolicy
+from .._retry import backoff_delay as backoff_delay
+from ..errors import ConfigError
 
 #: WorkManager's minimum periodic interval and flex window (seconds)
 MIN_PERIODIC_INTERVAL = 15 * 60.0
 MIN_FLEX = 5 * 60.0
-#: WorkManager's backoff clamp (seconds)
-MIN_BACKOFF = 10.0
-MAX_BACKOFF = 5 * 60 * 60.0
-DEFAULT_BACKOFF = 30.0
 #: default time limit of one run (seconds)
 DEFAULT_TIMEOUT = 10 * 60.0
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?", re.IGNORECASE)
-
-
-class BackoffPolicy(StrEnum):
-    """How the wait before a retry grows with the attempt number."""
-
-    EXPONENTIAL = "exponential"
-    LINEAR = "linear"
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from ``"15m"``, ``"30s"``, ``"1h30m"``, ``"2d"``, ``"250ms"`` or a number.
-
-    A bare number means seconds. Raises ``ValueError`` on anything else, so
-    the CLI can turn a typo into a usage error instead of a strange schedule.
-    """
-    if isinstance(text, int | float):
-        if text < 0 or math.isnan(text):
-            raise ValueError(f"duration must be >= 0, got {text!r}")
-        return float(text)
-    cleaned = text.strip().replace(" ", "")
-    if not cleaned:
-        raise ValueError("empty duration")
-    total = 0.0
-    pos = 0
-    for match in _DURATION.finditer(cleaned):
-        if match.start() != pos:
-            break
-        value, unit = match.groups()
-        total += float(value) * _UNITS[(unit or "s").lower()]
-        pos = match.end()
-    if pos != len(cleaned):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 1h, 2d)")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """The inverse of :func:`parse_duration` for display: ``5400`` → ``"1h30m"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    remaining = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
 
 
 def min_interval(environ: dict[str, str] | None = None) -> float:
@@ -109,40 +68,31 @@ def min_backoff(environ: dict[str, str] | None = None) -> float:
     return min(MIN_BACKOFF, min_interval(environ))
 
 
-def clamp_interval(
+def check_interval(
     every: float, flex: float | None, environ: dict[str, str] | None = None
 ) -> tuple[float, float]:
-    """(interval, flex) raised to the minimums, flex at most the interval.
+    """(interval, flex) of a periodic work; :class:`ConfigError` below the minimums.
 
-    WorkManager clamps silently (with a log line) instead of refusing; so do
-    we, and the engine logs when it happens. ``flex=None`` means no flex
-    window (flex equals the interval).
+    WorkManager raises a too-short interval to 15 minutes with a log line
+    nobody reads; we refuse it instead (exit 2 on the command line), because
+    "every 1m" silently becoming "every 15m" is a surprise found days later.
+    ``STAYFRESH_MIN_INTERVAL`` lowers both minimums (tests, demos). ``flex=None``,
+    or a flex at least the interval, means no flex window (flex = interval).
     """
-    interval = max(every, min_interval(environ))
+    floor = min_interval(environ)
+    if every < floor:
+        raise ConfigError(
+            f"a periodic interval must be at least {format_duration(floor)}, "
+            f"not {format_duration(every)} (STAYFRESH_MIN_INTERVAL lowers the minimum)"
+        )
     if flex is None:
-        return interval, interval
-    return interval, min(max(flex, min_flex(environ)), interval)
-
-
-def backoff_delay(
-    attempt: int,
-    policy: BackoffPolicy = BackoffPolicy.EXPONENTIAL,
-    initial: float = DEFAULT_BACKOFF,
-    *,
-    floor: float = MIN_BACKOFF,
-) -> float:
-    """Seconds to wait before retry number ``attempt`` (1 for the first retry).
-
-    Exponential: ``initial * 2**(attempt-1)``; linear: ``initial * attempt``;
-    always clamped to ``[floor, 5 h]`` (the floor is 10 s outside tests).
-    """
-    n = max(1, attempt)
-    if policy is BackoffPolicy.LINEAR:
-        delay = initial * n
-    else:
-        # avoid float overflow for absurd attempt counts: the cap wins long before
-        delay = initial * (2.0 ** min(n - 1, 64))
-    return min(MAX_BACKOFF, max(floor, delay))
+        return every, every
+    if flex < min_flex(environ):
+        raise ConfigError(
+            f"a flex window must be at least {format_duration(min_flex(environ))}, "
+            f"not {format_duration(flex)}"
+        )
+    return every, min(flex, every)
 
 
 def first_due(
