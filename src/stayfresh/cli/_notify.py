@@ -18,9 +18,10 @@ from typing import Any
 import click
 
 from .. import jobs, notify
-from ..errors import ConfigError
+from ..errors import ConfigError, StayfreshError
 from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
 from ._app import ON_STORE_OPEN, Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._secrets import read_stdin_line
 from ._work import DURATION
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,11 @@ def foreground_layer(store: Store) -> None:
         return
     try:
         outcome = notify.on_app_start(store)
-        if outcome.status == "failed":
-            log.warning("notification refresh failed: %s", outcome.error)
-    except Exception:  # the user's command matters more than the window
+        if outcome.status == "failed":  # the layer logged why (a warning when it gave up)
+            log.debug("notification refresh failed: %s", outcome.error)
+    except StayfreshError as exc:  # typed (database busy, disk full…): one line
+        log.warning("notification foreground layer skipped: %s", exc)
+    except Exception:  # the user's command matters more than the window; a bug shows its trace
         log.warning("notification foreground layer failed", exc_info=True)
 
 
@@ -49,7 +52,7 @@ ON_STORE_OPEN.append(foreground_layer)
 
 
 def _local(ts: float, tz: str | None = None) -> str:
-    zone = notify._rules.zone(tz) if tz else None
+    zone = notify._when.zone(tz) if tz else None
     when = dt.datetime.fromtimestamp(ts, UTC)
     return (when.astimezone(zone) if zone else when.astimezone()).strftime("%Y-%m-%d %H:%M %Z")
 
@@ -130,19 +133,25 @@ def notify_group() -> None:
     show_envvar=True,
     help="IANA time zone (default: this machine's).",
 )
+@click.option("--allow-past", is_flag=True, help="Accept an --at time that has already passed.")
 @json_option
 @handle_errors
 @pass_ctx
 def notify_add(
     ctx: Context, title: str, body: str, at: str | None, rrule: str | None,
-    start: str | None, tz: str | None, as_json: bool,
+    start: str | None, tz: str | None, allow_past: bool, as_json: bool,
 ) -> None:  # fmt: skip
-    """Add a reminder and reschedule the window."""
+    """Add a reminder and reschedule the window.
+
+    The rule is checked before anything is stored: an RRULE that cannot
+    make progress (INTERVAL=0, BY parts that never match) or a one-time
+    reminder in the past (without --allow-past) exits with status 2.
+    """
     now = dt.datetime.now(UTC)
-    row = ctx.store.add_notify_rule(
-        notify.make_rule(title, body=body, at=at, rrule=rrule, start=start, tz=tz, now=now),
-        now=now.timestamp(),
+    new = notify.make_rule(
+        title, body=body, at=at, rrule=rrule, start=start, tz=tz, now=now, allow_past=allow_past
     )
+    row = ctx.store.add_notify_rule(new, now=now.timestamp())
     outcome = notify.on_app_start(ctx.store, now=now)
     upcoming = [p for p in ctx.store.list_pending_notifications() if p.rule_id == row.id]
     if as_json:
@@ -297,7 +306,7 @@ def sink_group() -> None:
 def sink_add(ctx: Context, target: str, at_least_once: bool, as_json: bool) -> None:
     """Add a sink: an Apprise URL ('-' reads it from stdin, keeping secrets off the command line), 'desktop' or 'log'."""
     if target == "-":
-        target = sys.stdin.readline().strip()
+        target = read_stdin_line("sink URL")
     kind = target if target in ("desktop", "log") else "apprise"
     url = target if kind == "apprise" else None
     notify.check_target(kind, url)

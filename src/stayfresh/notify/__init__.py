@@ -19,10 +19,12 @@ reschedule hook when imported (applications that embed the layers import it).
 
 from __future__ import annotations
 
+from ._budget import RuleTooExpensive, WindowBudgetExceeded, WorkBudget
 from ._config import (
     BACKGROUND_TASK_INTERVAL_HOURS,
     NOTIFICATION_REFRESH_HOURS,
     NOTIFICATION_REFRESH_TASK,
+    NOTIFICATION_WINDOW,
     NotifyConfig,
 )
 from ._deliver import DeliveryReport, deliver_due, retry_time
@@ -36,9 +38,11 @@ from ._refresh import (
     reschedule,
     with_scheduling_lock,
 )
-from ._rules import compile_rule, describe, make_rule, normalize_rrule, occurrences, parse_when
+from ._rrule import normalize_rrule
+from ._rules import compile_rule, describe, make_rule, occurrences
 from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
-from ._window import NOTIFICATION_WINDOW, WindowPlan, compute_window
+from ._when import parse_when
+from ._window import WindowPlan, compute_window
 
 __all__ = [
     "BACKGROUND_TASK_INTERVAL_HOURS",
@@ -53,9 +57,12 @@ __all__ = [
     "LogSink",
     "NotifyConfig",
     "RefreshOutcome",
+    "RuleTooExpensive",
     "Sink",
     "SinkError",
+    "WindowBudgetExceeded",
     "WindowPlan",
+    "WorkBudget",
     "check_target",
     "compile_rule",
     "compute_window",

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+from typing import Any
 
+from .._input import parse_duration, shorten
 from ..errors import ConfigError
 from ..store import Store
+
+log = logging.getLogger("stayfresh.notify")
 
 PREFIX = "notify."
 #: ADR-007's constants
 NOTIFICATION_REFRESH_HOURS = 4
 BACKGROUND_TASK_INTERVAL_HOURS = 3
 NOTIFICATION_REFRESH_TASK = "NOTIFICATION_REFRESH_TASK"
+#: how far ahead pending notifications are kept (ADR-001's rolling window)
+NOTIFICATION_WINDOW = dt.timedelta(days=2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,7 +35,7 @@ class NotifyConfig:
     on the sink's at-most-once / at-least-once choice.
     """
 
-    window: dt.timedelta = dt.timedelta(days=2)
+    window: dt.timedelta = NOTIFICATION_WINDOW
     capacity: int | None = None
     grace: dt.timedelta = dt.timedelta(hours=1)
     send_lease: dt.timedelta = dt.timedelta(minutes=2)
@@ -45,18 +52,23 @@ class NotifyConfig:
     def load(cls, store: Store) -> NotifyConfig:
         """The stored settings, defaults for those not set."""
 
-        def seconds(key: str, default: dt.timedelta) -> dt.timedelta:
+        config = cls()
+        for key in ("window", "capacity", "grace", "send_lease"):
             raw = store.get_setting(PREFIX + key)
-            return default if raw is None else dt.timedelta(seconds=float(raw))
-
-        capacity = store.get_setting(PREFIX + "capacity")
-        base = cls()
-        return cls(
-            window=seconds("window", base.window),
-            capacity=None if capacity is None else int(capacity),
-            grace=seconds("grace", base.grace),
-            send_lease=seconds("send_lease", base.send_lease),
-        )
+            if raw is None:
+                continue
+            try:  # the database is input too: bounded parsers, and the default if it lies
+                value: Any
+                if key == "capacity":
+                    if not (raw.isdigit() and len(raw) <= 9):
+                        raise ValueError(f"not a count: {shorten(raw)}")
+                    value = int(raw)
+                else:
+                    value = dt.timedelta(seconds=parse_duration(raw, what=key))
+                config = dataclasses.replace(config, **{key: value})
+            except (ValueError, ConfigError) as exc:
+                log.error("stored notify setting %s is unusable (%s); using the default", key, exc)
+        return config
 
     def save(self, store: Store) -> None:
         store.set_setting(PREFIX + "window", str(self.window.total_seconds()))

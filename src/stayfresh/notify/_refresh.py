@@ -11,7 +11,11 @@ ADR-007 in Python:
 - :func:`on_app_start` — the foreground layer: reschedule when 4 hours
   (:data:`NOTIFICATION_REFRESH_HOURS`) have passed since the last successful
   reschedule, or when the reminders changed since. Cheap when nothing is due:
-  one read.
+  one read. It runs inside whatever command the user typed, so its
+  expansion has a budget (:meth:`WorkBudget.foreground`, work and time):
+  past it, it gives up with a warning, changes nothing, and leaves the
+  reschedule to the background layer, which has no such limit (each rule
+  still has its own, see :mod:`._budget`).
 - :func:`refresh` — what the background layer (and ``notify refresh``) calls:
   always reschedules, through the lock.
 
@@ -29,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, Literal, TypeVar
 
 from ..store import NotifyFreshness, PendingRow, RescheduleResult, RuleRow, Store
+from ._budget import WindowBudgetExceeded, WorkBudget
 from ._config import NOTIFICATION_REFRESH_HOURS, NotifyConfig
 from ._window import WindowPlan, compute_window
 
@@ -148,14 +153,25 @@ def _now(now: dt.datetime | float | None) -> dt.datetime:
 
 
 def reschedule(
-    store: Store, *, now: dt.datetime, layer: Layer, config: NotifyConfig | None = None
+    store: Store,
+    *,
+    now: dt.datetime,
+    layer: Layer,
+    config: NotifyConfig | None = None,
+    budget: WorkBudget | None = None,
 ) -> tuple[RescheduleResult, WindowPlan]:
-    """Full reschedule in one transaction (the caller holds the scheduling lock)."""
+    """Full reschedule in one transaction (the caller holds the scheduling lock).
+
+    Running out of ``budget`` raises :class:`WindowBudgetExceeded` from
+    inside the transaction, which then changes nothing.
+    """
     cfg = config or NotifyConfig.load(store)
     plans: list[WindowPlan] = []
 
     def plan(rules: Sequence[RuleRow]) -> Sequence[PendingRow]:
-        window = compute_window(rules, now, horizon=cfg.window, capacity=cfg.capacity)
+        window = compute_window(
+            rules, now, horizon=cfg.window, capacity=cfg.capacity, budget=budget
+        )
         plans.append(window)
         return window.rows
 
@@ -175,8 +191,13 @@ def reschedule(
             cfg.capacity, len(window.left_out), first.rule_id,
             dt.datetime.fromtimestamp(first.due_at, dt.UTC).isoformat(),
         )  # fmt: skip
-    for rule_id, message in window.broken:
-        log.error("reminder %d could not be expanded and was left out: %s", rule_id, message)
+    if window.broken:  # one line per reschedule, however many rules and candidates
+        log.error(
+            "%d reminder(s) could not be expanded and were left out (the others are scheduled): %s",
+            len(window.broken),
+            "; ".join(f"{rule_id}: {message[:240]}" for rule_id, message in window.broken[:5])
+            + ("; …" if len(window.broken) > 5 else ""),
+        )
     for hook in _after_reschedule:
         try:
             hook(store, now.timestamp())
@@ -186,7 +207,12 @@ def reschedule(
 
 
 def _locked_refresh(
-    store: Store, layer: Layer, now: dt.datetime, reason: str, recheck: dt.timedelta | None
+    store: Store,
+    layer: Layer,
+    now: dt.datetime,
+    reason: str,
+    recheck: dt.timedelta | None,
+    budget: WorkBudget | None = None,
 ) -> RefreshOutcome:
     def work() -> RefreshOutcome:
         if recheck is not None:  # another process may have rescheduled meanwhile
@@ -196,14 +222,20 @@ def _locked_refresh(
                     "%s layer: no longer needed after taking the lock: %s", layer, decision.reason
                 )
                 return RefreshOutcome(layer, "not_needed", decision.reason, now)
-        result, window = reschedule(store, now=now, layer=layer)
+        result, window = reschedule(store, now=now, layer=layer, budget=budget)
         return RefreshOutcome(layer, "ran", reason, now, result, len(window.left_out))
 
     try:
         locked = with_scheduling_lock(store, work)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:500]
-        log.exception("%s layer: reschedule failed", layer)
+        if isinstance(exc, WindowBudgetExceeded):  # expected of bad rules: no traceback
+            log.warning(
+                "%s layer gave up, nothing changed; the background layer will reschedule: %s",
+                layer, exc,
+            )  # fmt: skip
+        else:
+            log.exception("%s layer: reschedule failed", layer)
         try:
             store.record_notify_layer(layer, "failure", at=now.timestamp(), error=message)
         except Exception:
@@ -231,12 +263,15 @@ def on_app_start(
     *,
     now: dt.datetime | float | None = None,
     every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
+    budget: WorkBudget | None = None,
 ) -> RefreshOutcome:
     """The foreground layer: call when the application starts or comes to the foreground.
 
     Reschedules (through the lock) when ``every`` (4 h) has passed since the
     last successful reschedule or the reminders changed; otherwise returns
-    ``not_needed`` after one read, writing nothing.
+    ``not_needed`` after one read, writing nothing. The expansion runs under
+    ``budget`` (default :meth:`WorkBudget.foreground`); when it runs out the
+    outcome is ``failed``, logged as a warning, and nothing has changed.
     """
     when = _now(now)
     decision = refresh_decision(store.notify_freshness(), when.timestamp(), every=every)
@@ -244,4 +279,6 @@ def on_app_start(
         log.debug("foreground layer: not needed: %s", decision.reason)
         return RefreshOutcome("foreground", "not_needed", decision.reason, when)
     log.info("foreground layer: reschedule needed: %s", decision.reason)
-    return _locked_refresh(store, "foreground", when, decision.reason, recheck=every)
+    return _locked_refresh(
+        store, "foreground", when, decision.reason, every, budget or WorkBudget.foreground()
+    )

@@ -14,25 +14,40 @@ whole periods: ``rrule.between`` otherwise walks every occurrence since the
 start. Moving by whole periods changes nothing about the set (the fields
 dateutil derives from the start, the time of day, the weekday, the day of
 month, stay the same) and is only done when that holds: never with COUNT,
-never for a monthly rule on day 29-31 or a yearly one on 29 February.
+a monthly rule on day 29-31 only by whole years, never a yearly one on
+29 February.
+
+Every expansion runs under a work budget (:mod:`._budget`), and every rule's
+text goes through the one check of :mod:`._rrule`, when it is added and
+each time a stored rule is expanded: no rule, however it got into the
+database, can hang a reschedule or take the other reminders down with it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import os
-import re
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+import math
+from zoneinfo import ZoneInfo
 
 from dateutil import rrule as _rrule
 from dateutil.relativedelta import relativedelta
 
+from .._input import shorten
 from ..errors import ConfigError
 from ..store import NewRule, RuleRow
+from ._budget import RULE_WORK_BUDGET, WorkBudget
+from ._config import NOTIFICATION_WINDOW
+from ._rrule import (
+    BudgetedRule,
+    ParsedRule,
+    dateutil_rule,
+    normalize_rrule,
+    parse_rrule,
+    walls_between,
+)
+from ._when import local_zone_name, parse_when, read_time, zone
 
 log = logging.getLogger(__name__)
 
@@ -54,106 +69,6 @@ _FIXED: dict[int, dt.timedelta] = {
     _rrule.HOURLY: dt.timedelta(hours=1),
     _rrule.MINUTELY: dt.timedelta(minutes=1),
 }
-_DURATION = re.compile(r"^\+?\s*(\d+(?:\.\d+)?)\s*([smhdw])$", re.I)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; a :class:`ConfigError` names the bad value."""
-    try:
-        return _zone(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
-        ) from exc
-
-
-@lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def local_zone_name() -> str:
-    """The machine's zone as an IANA name (``TZ``, else ``/etc/localtime``), else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    with contextlib.suppress(OSError):
-        path = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in path:
-            candidates.append(path.split("zoneinfo/", 1)[1])
-    for name in candidates:
-        if name:
-            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
-                _zone(name)
-                return name
-    return "UTC"
-
-
-def to_utc(wall: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """Place a naive wall time in ``tz`` (RFC 5545: gap → offset before it; overlap → first)."""
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-
-
-def parse_when(text: str, tz: str, now: dt.datetime) -> dt.datetime:
-    """A time given by a user: ISO 8601 (naive means local to ``tz``), ``now`` or ``+30m``.
-
-    Returns an aware UTC datetime.
-    """
-    value = text.strip()
-    if value.lower() == "now":
-        return now.astimezone(UTC)
-    match = _DURATION.match(value)
-    if match and value.startswith("+"):
-        return (now + dt.timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])).astimezone(
-            UTC
-        )
-    try:
-        parsed = dt.datetime.fromisoformat(
-            value.replace(" ", "T", 1) if "T" not in value else value
-        )
-    except ValueError as exc:
-        raise ConfigError(
-            f"cannot read time {text!r}: use ISO 8601 (2026-01-31 09:00), 'now' or '+30m'"
-        ) from exc
-    if parsed.tzinfo is None:
-        return to_utc(parsed, zone(tz))
-    return parsed.astimezone(UTC)
-
-
-def normalize_rrule(text: str, tz: str) -> str:
-    """A validated RRULE value (no ``RRULE:`` prefix), with a UTC ``UNTIL`` made local.
-
-    dateutil evaluates our rules on naive local times, where RFC 5545 allows
-    UNTIL in UTC (``…Z``): such an UNTIL is converted to the zone's wall time.
-    """
-    value = text.strip()
-    if value.upper().startswith("RRULE:"):
-        value = value[6:]
-    if not value or "\n" in value or ":" in value:
-        raise ConfigError("give one RRULE value such as FREQ=DAILY;BYHOUR=9 (no DTSTART lines)")
-    parts: list[str] = []
-    for part in value.split(";"):
-        if not part:
-            continue
-        key, sep, val = part.partition("=")
-        if not sep:
-            raise ConfigError(f"bad RRULE part {part!r}: expected NAME=VALUE")
-        key = key.strip().upper()
-        val = val.strip().upper()
-        if key == "UNTIL" and val.endswith("Z"):
-            try:
-                until = dt.datetime.strptime(val, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            except ValueError as exc:
-                raise ConfigError(f"bad UNTIL {val!r}: expected YYYYMMDDTHHMMSSZ") from exc
-            val = until.astimezone(zone(tz)).replace(tzinfo=None).strftime("%Y%m%dT%H%M%S")
-        parts.append(f"{key}={val}")
-    normalized = ";".join(parts)
-    if "FREQ=SECONDLY" in normalized:
-        raise ConfigError("FREQ=SECONDLY is not supported for reminders")
-    try:
-        _rrule.rrulestr(normalized, dtstart=dt.datetime(2000, 1, 1))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"invalid RRULE {text!r}: {exc}") from exc
-    return normalized
 
 
 def make_rule(
@@ -165,12 +80,18 @@ def make_rule(
     start: str | dt.datetime | None = None,
     tz: str | None = None,
     now: dt.datetime,
+    allow_past: bool = False,
 ) -> NewRule:
     """Validate a reminder given by a user or an application and make it storable.
 
     Exactly one of ``at`` (one time) and ``rrule`` (recurring from ``start``,
     default ``now`` to the minute) is given. ``tz`` defaults to the machine's
-    zone; it is the zone the RRULE is evaluated in.
+    zone; it is the zone the RRULE is evaluated in. A one-time reminder
+    before ``now`` is refused unless ``allow_past`` (it would be missed, or
+    delivered at once within the grace period). A naive ``start`` is a wall
+    time kept as given, even in a DST gap. A recurring rule must expand
+    within its work budget (:func:`check_rule`), so a rule that can never
+    fire again is refused here rather than left out of every window.
     """
     if not title.strip():
         raise ConfigError("a reminder needs a title")
@@ -182,17 +103,21 @@ def make_rule(
         if start is not None:
             raise ConfigError("--start only applies to --rrule")
         when = at.astimezone(UTC) if isinstance(at, dt.datetime) else parse_when(at, tz_name, now)
+        if when < now and not allow_past:
+            raise ConfigError(
+                f"{when.astimezone(tzinfo):%Y-%m-%d %H:%M %Z} is in the past "
+                "(use --allow-past to add it anyway)"
+            )
         return NewRule(
             title=title, body=body, at=when.timestamp(), rrule=None, dtstart=None, tz=tz_name
         )
     assert rrule is not None
     if start is None:
         first = now.astimezone(tzinfo).replace(second=0, microsecond=0, tzinfo=None)
-    elif isinstance(start, dt.datetime):
-        first = (start.astimezone(tzinfo) if start.tzinfo else start).replace(tzinfo=None)
     else:
-        first = parse_when(start, tz_name, now).astimezone(tzinfo).replace(tzinfo=None)
-    return NewRule(
+        given = start if isinstance(start, dt.datetime) else read_time(start, tz_name, now)
+        first = (given.astimezone(tzinfo) if given.tzinfo else given).replace(tzinfo=None)
+    new = NewRule(
         title=title,
         body=body,
         at=None,
@@ -200,6 +125,28 @@ def make_rule(
         dtstart=first.isoformat(),
         tz=tz_name,
     )
+    check_rule(new, now)
+    return new
+
+
+def check_rule(rule: NewRule | RuleRow, now: dt.datetime) -> None:
+    """Refuse a rule that cannot make progress: the dynamic half of the one validation.
+
+    The text was checked by :func:`parse_rrule`; here the rule is expanded
+    as the window will expand it, over ``[now, now + NOTIFICATION_WINDOW]``
+    under :data:`RULE_WORK_BUDGET` — which also scans on to its next
+    occurrence after the window, so BY parts that never match exhaust it. A
+    COUNT rule is walked from its start on every expansion (nothing lets
+    dateutil skip part of a count), so all of it must fit in the budget too.
+    """
+    row = rule if isinstance(rule, RuleRow) else RuleRow(
+        id=0, title=rule.title, body=rule.body, at=rule.at, rrule=rule.rrule,
+        dtstart=rule.dtstart, tz=rule.tz, enabled=True, created_at=0.0,
+    )  # fmt: skip
+    compiled = compile_rule(row)
+    occurrences(compiled, now, now + NOTIFICATION_WINDOW, budget=WorkBudget(RULE_WORK_BUDGET))
+    if compiled.rule is not None and compiled.rule._count is not None:  # type: ignore[attr-defined]
+        walls_between(compiled.rule, dt.datetime.min, dt.datetime.max, WorkBudget(RULE_WORK_BUDGET))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,13 +156,16 @@ class CompiledRule:
     ``step``/``starts`` describe the common reminders (every n minutes,
     hours, days or weeks; on some weekdays): their wall times are
     ``start + k·step`` for each start, computed without building an rrule.
+    ``until`` is a UTC ``UNTIL`` (POSIX seconds), compared with each
+    occurrence's instant rather than its wall time.
     """
 
     row: RuleRow
     tz: ZoneInfo
-    rule: _rrule.rrule | None
+    rule: BudgetedRule | None
     step: dt.timedelta | None = None
     starts: tuple[dt.datetime, ...] = ()
+    until: float | None = None
 
 
 _SIMPLE_FREQ = {
@@ -230,7 +180,7 @@ _WEEKDAYS = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
 
 
 def _simple_series(
-    value: str, start: dt.datetime
+    parsed: ParsedRule, start: dt.datetime
 ) -> tuple[dt.timedelta, tuple[dt.datetime, ...]] | None:
     """The RRULE as arithmetic series of wall times, when it is one of the common shapes.
 
@@ -239,15 +189,18 @@ def _simple_series(
     - FREQ=WEEKLY (or DAILY) with plain weekdays in BYDAY and INTERVAL=1: one
       weekly series per weekday, from its first date on or after ``start``.
 
-    Anything else (COUNT, UNTIL, BYHOUR, BYSETPOS, ±n weekdays …) returns
-    None and goes through dateutil. The property tests compare both paths
-    with a brute-force expansion.
+    A UTC UNTIL is applied to instants by :func:`occurrences`, so it does
+    not matter here. Anything else (COUNT, a floating UNTIL, BYHOUR,
+    BYSETPOS, ±n weekdays …) returns None and goes through dateutil. The
+    property tests compare both paths with a brute-force expansion.
     """
-    parts = dict(p.partition("=")[::2] for p in value.split(";") if p)
+    parts = dict(parsed.parts)
     freq = parts.pop("FREQ", "")
     parts.pop("WKST", None)
+    if parsed.until is not None:
+        parts.pop("UNTIL")
     interval = parts.pop("INTERVAL", "1")
-    if freq not in _SIMPLE_FREQ or not interval.isdigit() or int(interval) < 1:
+    if freq not in _SIMPLE_FREQ:
         return None
     if not parts:
         return _FIXED[_SIMPLE_FREQ[freq]] * int(interval), (start,)
@@ -255,7 +208,7 @@ def _simple_series(
     if (
         parts
         or freq not in ("DAILY", "WEEKLY")
-        or interval != "1"
+        or int(interval) != 1
         or not all(d in _WEEKDAYS for d in days)
     ):
         return None
@@ -266,28 +219,36 @@ def _simple_series(
 
 
 def compile_rule(row: RuleRow) -> CompiledRule:
-    """Resolve the zone and parse the RRULE of a stored rule (parsed rules are cached)."""
+    """Resolve the zone, check the RRULE text again and parse it (parsed rules are cached).
+
+    A stored rule goes through the same :func:`parse_rrule` as a new one:
+    a row written by an older version or by hand is held to today's rules.
+    """
     tzinfo = zone(row.tz)
     if row.rrule is None:
+        if row.at is None or row.at != row.at:
+            raise ConfigError("a one-time reminder without a valid time")
         return CompiledRule(row, tzinfo, None)
-    assert row.dtstart is not None
-    series = _simple_series(
-        row.rrule, dt.datetime.fromisoformat(row.dtstart).replace(microsecond=0)
-    )
+    if row.dtstart is None:
+        raise ConfigError("a recurring reminder without a start")
+    parsed = parse_rrule(row.rrule)
+    try:
+        start = dt.datetime.fromisoformat(row.dtstart).replace(microsecond=0, tzinfo=None)
+    except ValueError as exc:
+        raise ConfigError(f"bad start {shorten(row.dtstart)}") from exc
+    series = _simple_series(parsed, start)
     if series is not None:
-        return CompiledRule(row, tzinfo, None, *series)
-    return CompiledRule(row, tzinfo, _parse(row.rrule, row.dtstart))
+        return CompiledRule(row, tzinfo, None, *series, until=parsed.until)
+    return CompiledRule(
+        row, tzinfo, dateutil_rule(parsed.for_dateutil, start.isoformat()), until=parsed.until
+    )
 
 
-@lru_cache(maxsize=65536)
-def _parse(value: str, dtstart: str) -> _rrule.rrule:
-    """An rrule object is immutable once built: one per (RRULE, start) serves every reschedule."""
-    parsed = _rrule.rrulestr(value, dtstart=dt.datetime.fromisoformat(dtstart))
-    assert isinstance(parsed, _rrule.rrule)
-    return parsed
+#: the benchmark clears this to measure a cold start
+_parse = dateutil_rule
 
 
-def _skip_ahead(rule: _rrule.rrule, wall_lo: dt.datetime) -> _rrule.rrule:
+def _skip_ahead(rule: BudgetedRule, wall_lo: dt.datetime) -> BudgetedRule:
     """The same rule started by whole periods later, at or before ``wall_lo`` (see module doc)."""
     start: dt.datetime = rule._dtstart  # type: ignore[attr-defined]
     freq: int = rule._freq  # type: ignore[attr-defined]
@@ -297,10 +258,12 @@ def _skip_ahead(rule: _rrule.rrule, wall_lo: dt.datetime) -> _rrule.rrule:
     if freq in _FIXED:
         periods = (wall_lo - start) // (_FIXED[freq] * interval)
         shifted = start + _FIXED[freq] * interval * periods
-    elif freq == _rrule.MONTHLY and start.day <= 28:
+    elif freq == _rrule.MONTHLY:
+        # on day 29-31 only whole years keep the set (the same months have that day)
+        step = interval if start.day <= 28 else math.lcm(12, interval)
         months = (wall_lo.year - start.year) * 12 + wall_lo.month - start.month - 1
-        periods = max(0, months // interval)
-        shifted = start + relativedelta(months=periods * interval)
+        periods = max(0, months // step)
+        shifted = start + relativedelta(months=periods * step)
     elif freq == _rrule.YEARLY and (start.month, start.day) != (2, 29):
         periods = max(0, (wall_lo.year - start.year - 1) // interval)
         shifted = start + relativedelta(years=periods * interval)
@@ -317,20 +280,24 @@ def _steps(
     until: dt.datetime | None,
     wall_lo: dt.datetime,
     wall_hi: dt.datetime,
+    budget: WorkBudget,
 ) -> list[dt.datetime]:
     """``wall + k·step`` for k ≥ 0 inside ``[wall_lo, wall_hi]`` and not after ``until``."""
     if wall < wall_lo:
         wall += step * ((wall_lo - wall) // step)
     found = []
     while wall <= wall_hi and (until is None or wall <= until):
+        budget.charge()
         if wall >= wall_lo:
             found.append(wall)
         wall += step
     return found
 
 
-def _walls(rule: _rrule.rrule, wall_lo: dt.datetime, wall_hi: dt.datetime) -> list[dt.datetime]:
-    """The rule's wall times in ``[wall_lo, wall_hi]``.
+def _walls(
+    rule: BudgetedRule, wall_lo: dt.datetime, wall_hi: dt.datetime, budget: WorkBudget
+) -> list[dt.datetime]:
+    """The rule's wall times in ``[wall_lo, wall_hi]``, within ``budget``.
 
     A rule with no BY parts and no COUNT at a fixed period (every n minutes,
     hours, days or weeks) is ``start + k·period``: computed directly, the
@@ -339,20 +306,28 @@ def _walls(rule: _rrule.rrule, wall_lo: dt.datetime, wall_hi: dt.datetime) -> li
     freq: int = rule._freq  # type: ignore[attr-defined]
     if rule._count is None and not rule._original_rule and freq in _FIXED:  # type: ignore[attr-defined]
         step = _FIXED[freq] * rule._interval  # type: ignore[attr-defined]
-        return _steps(rule._dtstart, step, rule._until, wall_lo, wall_hi)  # type: ignore[attr-defined]
-    found: list[dt.datetime] = _skip_ahead(rule, wall_lo).between(wall_lo, wall_hi, inc=True)
-    return found
+        return _steps(rule._dtstart, step, rule._until, wall_lo, wall_hi, budget)  # type: ignore[attr-defined]
+    return walls_between(_skip_ahead(rule, wall_lo), wall_lo, wall_hi, budget)
 
 
-def occurrences(rule: CompiledRule, start: dt.datetime, end: dt.datetime) -> list[float]:
+def occurrences(
+    rule: CompiledRule, start: dt.datetime, end: dt.datetime, budget: WorkBudget | None = None
+) -> list[float]:
     """Every occurrence of ``rule`` in ``[start, end]`` (aware), as sorted distinct POSIX seconds.
 
     The rule is expanded in wall time over ``[start, end]`` seen from the
     zone, widened by the zone's offset change across the window (a DST
     transition inside it) and :data:`_MARGIN` (a gap or overlap at an edge),
-    then each wall time is placed in the zone and filtered exactly.
+    then each wall time is placed in the zone and filtered exactly, a UTC
+    UNTIL included. The work is charged to ``budget`` (by default a fresh
+    :data:`RULE_WORK_BUDGET`); running out raises its error.
     """
+    budget = budget or WorkBudget(RULE_WORK_BUDGET)
     lo, hi = start.timestamp(), end.timestamp()
+    if rule.until is not None:
+        hi = min(hi, rule.until)
+        if hi < lo:  # ended before the window: nothing to scan for
+            return []
     if rule.rule is None and rule.step is None:
         assert rule.row.at is not None
         return [rule.row.at] if lo <= rule.row.at <= hi else []
@@ -363,11 +338,13 @@ def occurrences(rule: CompiledRule, start: dt.datetime, end: dt.datetime) -> lis
     tz = rule.tz
     if rule.step is not None:
         walls = [
-            w for first in rule.starts for w in _steps(first, rule.step, None, wall_lo, wall_hi)
+            w
+            for first in rule.starts
+            for w in _steps(first, rule.step, None, wall_lo, wall_hi, budget)
         ]
     else:
         assert rule.rule is not None
-        walls = _walls(rule.rule, wall_lo, wall_hi)
+        walls = _walls(rule.rule, wall_lo, wall_hi, budget)
     found = {w.replace(tzinfo=tz).timestamp() for w in walls}
     return sorted(t for t in found if lo <= t <= hi)
 

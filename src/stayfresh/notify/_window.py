@@ -14,12 +14,11 @@ import logging
 from collections.abc import Sequence
 
 from ..store import PendingRow, RuleRow
+from ._budget import RULE_WORK_BUDGET, WindowBudgetExceeded, WorkBudget
+from ._config import NOTIFICATION_WINDOW
 from ._rules import compile_rule, occurrences
 
 log = logging.getLogger(__name__)
-
-#: how far ahead pending notifications are kept (ADR-001's rolling window)
-NOTIFICATION_WINDOW = dt.timedelta(days=2)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,14 +37,20 @@ def compute_window(
     *,
     horizon: dt.timedelta = NOTIFICATION_WINDOW,
     capacity: int | None = None,
+    budget: WorkBudget | None = None,
 ) -> WindowPlan:
     """Occurrences of the enabled ``rules`` in ``[now, now + horizon]``, earliest first.
 
     Ordered by (due time, rule id); each (rule, time) once. With a
     ``capacity`` only the earliest that many are kept, like a phone that
     holds 64 pending notifications; the rest come back in a later window.
-    A rule that cannot be expanded (a zone that disappeared from tzdata) is
+    A rule that cannot be expanded (a zone that disappeared from tzdata, a
+    row whose RRULE fails today's check, a rule over its work budget) is
     reported in ``broken`` instead of failing everyone else's reminders.
+    Each rule has :data:`RULE_WORK_BUDGET`; with a ``budget`` for the whole
+    window (the foreground layer's), the cost of every rule left out is
+    charged to it, and running out of it (or of its time) raises
+    :class:`WindowBudgetExceeded`: nothing is planned.
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
@@ -55,10 +60,15 @@ def compute_window(
     for row in rules:
         if not row.enabled:
             continue
+        own = budget.for_rule() if budget is not None else WorkBudget(RULE_WORK_BUDGET)
         try:
-            times = occurrences(compile_rule(row), now, end)
+            times = occurrences(compile_rule(row), now, end, own)
+        except WindowBudgetExceeded:
+            raise
         except Exception as exc:  # one bad rule must not empty the window
             broken.append((row.id, f"{type(exc).__name__}: {exc}"))
+            if budget is not None:
+                budget.charge(own.used)
             continue
         for ts in times:
             found.append(
