@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# most tests wait on sockets and subprocesses: two workers halve the wall time on two cores
+PYTEST_WORKERS ?= 2
 # the virtual environment exists and has pip
 VENV_READY := $(VENV)/.stayfresh-venv
 # stayfresh and its runtime dependencies (all `make demo` needs) ...
@@ -69,7 +71,7 @@ test: $(STAMP) tests/oidc/node_modules/.package-lock.json
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m mypy
 	@# pytest exits 5 when it collected no test: that is a failure, not a pass
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ..errors import ConfigError as _ConfigError
 from ..errors import (
-    ConfigError,
     DatabaseRefused,
     SchemaTooNew,
     StoreBusy,
@@ -138,7 +138,7 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
         )
     elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", target):  # mysql://, sqlite://host/…
         scheme = target.split("://", 1)[0]
-        raise ConfigError(
+        raise _ConfigError(
             f"unsupported database URL scheme {scheme!r}: use a file path, "
             "sqlite:///path or postgresql://…"
         )
