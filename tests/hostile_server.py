@@ -41,6 +41,8 @@ Behaviours (each a function returning a :data:`Behaviour`):
   ``Repr-Digest`` (RFC 9530, sha-256); :func:`wrong_range` is the same file
   answering a Range request with a Content-Range that starts elsewhere or
   announces another total.
+
+PYTEST_DONT_REWRITE: registered as a plugin and imported by test modules alike.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -367,3 +371,20 @@ def serve_file(
 def wrong_range(data: bytes, *, shift: int = -10, total: int | None = None) -> Behaviour:
     """A file whose 206 answers start ``shift`` bytes from the asked offset (or lie on total)."""
     return serve_file(data, range_shift=shift, range_total=total)
+
+
+# -- fixtures (registered in conftest's ``pytest_plugins``) ---------------------------------
+
+
+@pytest.fixture
+def evil() -> Iterator[HostileServer]:
+    """A hostile server, closed after the test."""
+    with HostileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def other() -> Iterator[HostileServer]:
+    """A second hostile server: another origin (its port differs)."""
+    with HostileServer() as server:
+        yield server

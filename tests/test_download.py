@@ -199,18 +199,6 @@ def test_download_cli_runs_now_or_in_the_background(
 DATA = bytes(range(256)) * 400  # 102,400 bytes, every offset distinguishable
 
 
-@pytest.fixture
-def evil() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture
-def other() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
 def json_account(store: Store, api: HostileServer, files: HostileServer) -> str:
     """A json-source account; the token goes with downloads only when ``files`` is ``api``."""
     add_oauth2(store, "j", api.url("/token"), expires_in=3600)

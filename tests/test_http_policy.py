@@ -57,18 +57,6 @@ NAME = "acct"
 SECRET = "s3cr3t-refresh-token"
 
 
-@pytest.fixture
-def evil() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture
-def other() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, str]]:
     """(a store, its location for ``--db``) on each backend."""
