@@ -7,25 +7,52 @@ The most used names are re-exported here; each part lives in its subpackage
 
 from __future__ import annotations
 
-from .errors import (
-    AccountNotFound,
-    ConfigError,
-    ProviderError,
-    ReauthRequired,
-    StayfreshError,
-    TokenError,
-    TransientError,
-)
-from .store import open_store
-from .tokens import (
-    Keeper,
-    StayfreshAuth,
-    StayfreshRequestsAuth,
-    TokenResult,
-    TokenSet,
-    aensure_valid_token,
-    ensure_valid_token,
-)
+import typing as _typing
+
+# the real imports for type checkers; at run time each name loads on first use (PEP 562)
+if _typing.TYPE_CHECKING:
+    from .errors import (
+        AccountNotFound,
+        ConfigError,
+        ProviderError,
+        ReauthRequired,
+        StayfreshError,
+        TokenError,
+        TransientError,
+    )
+    from .store import open_store
+    from .tokens import (
+        Keeper,
+        StayfreshAuth,
+        StayfreshRequestsAuth,
+        TokenResult,
+        TokenSet,
+        aensure_valid_token,
+        ensure_valid_token,
+    )
+else:
+    from ._lazy import lazy_exports as _lazy_exports
+
+    __getattr__, __dir__ = _lazy_exports(
+        __name__,
+        {
+            "AccountNotFound": ".errors",
+            "ConfigError": ".errors",
+            "ProviderError": ".errors",
+            "ReauthRequired": ".errors",
+            "StayfreshError": ".errors",
+            "TokenError": ".errors",
+            "TransientError": ".errors",
+            "open_store": ".store",
+            "Keeper": ".tokens",
+            "StayfreshAuth": ".tokens",
+            "StayfreshRequestsAuth": ".tokens",
+            "TokenResult": ".tokens",
+            "TokenSet": ".tokens",
+            "aensure_valid_token": ".tokens",
+            "ensure_valid_token": ".tokens",
+        },
+    )
 
 __all__ = [
     "AccountNotFound",

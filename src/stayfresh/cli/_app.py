@@ -11,6 +11,7 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import sys
@@ -127,7 +128,35 @@ class StayfreshGroup(click.Group):
     stays, in parentheses. A typed error raised while the arguments are read
     (in a parameter type or callback, outside :func:`handle_errors`) is shown
     the same way. Other exceptions are bugs and are not caught here.
+
+    Commands load lazily: :meth:`lazy_commands` says which modules define
+    each command, and a module is imported only when its command runs (or
+    when ``--help`` lists them all). ``stayfresh token NAME`` runs once per
+    request in scripts; it should not pay for importing every other command.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, tuple[str, ...]] = {}
+
+    def lazy_commands(self, modules: dict[str, tuple[str, ...]]) -> None:
+        """Declare command name -> the modules (absolute names) that attach it and its subcommands."""
+        self._lazy.update(modules)
+
+    def _load(self, modules: tuple[str, ...]) -> None:
+        if modules:
+            for name in modules:
+                importlib.import_module(name)  # its decorators attach its commands to ``cli``
+            add_db_option_everywhere(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load(self._lazy.get(cmd_name, ()))
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for modules in self._lazy.values():
+            self._load(modules)
+        return super().list_commands(ctx)
 
     def make_context(
         self,

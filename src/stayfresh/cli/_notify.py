@@ -1,16 +1,16 @@
 """``stayfresh notify …``: reminders, the window, sinks, the two layers, status.
 
-:func:`foreground_layer` is the foreground layer of the CLI: every command
-runs it when it first opens its database, so "the program starts or a command
-runs" reschedules when 4 hours have passed. It costs one read when nothing is
-due and never fails the user's command.
+:func:`foreground_layer` (in ``_foreground``, registered by ``cli/__init__``)
+is the foreground layer of the CLI: every command runs it when it first opens
+its database, so "the program starts or a command runs" reschedules when 4
+hours have passed. It costs one read when nothing is due and never fails the
+user's command.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import sys
 import time
 from typing import Any
@@ -18,37 +18,16 @@ from typing import Any
 import click
 
 from .. import jobs, notify
-from ..errors import ConfigError, StayfreshError
+from ..errors import ConfigError
 from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
-from ._app import ON_STORE_OPEN, Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._foreground import foreground_layer as foreground_layer  # re-exported
 from ._secrets import read_stdin_line
 from ._work import DURATION
 
 log = logging.getLogger(__name__)
 
 UTC = dt.UTC
-
-
-def foreground_layer(store: Store) -> None:
-    """The foreground layer for this command: reschedule if 4 hours have passed.
-
-    Registered in :data:`ON_STORE_OPEN`, so it runs once per command, on the
-    database the command uses, when the command first opens it. Off with
-    ``STAYFRESH_NOTIFY_FOREGROUND=0``. Errors are logged, never raised.
-    """
-    if os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
-        return
-    try:
-        outcome = notify.on_app_start(store)
-        if outcome.status == "failed":  # the layer logged why (a warning when it gave up)
-            log.debug("notification refresh failed: %s", outcome.error)
-    except StayfreshError as exc:  # typed (database busy, disk full…): one line
-        log.warning("notification foreground layer skipped: %s", exc)
-    except Exception:  # the user's command matters more than the window; a bug shows its trace
-        log.warning("notification foreground layer failed", exc_info=True)
-
-
-ON_STORE_OPEN.append(foreground_layer)
 
 
 def _local(ts: float, tz: str | None = None) -> str:

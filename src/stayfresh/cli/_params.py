@@ -16,8 +16,6 @@ import click
 
 from .._input import MAX_DURATION, check_text, format_duration, loads_json, parse_duration
 from ..errors import ConfigError, StayfreshError
-from ..work import resolve_worker
-from ..work._model import check_work_name
 
 
 class Duration(click.ParamType[float]):
@@ -79,8 +77,15 @@ class Checked(click.ParamType[str]):
 #: a library item id as given to ``download``: one printable line, at most 200 characters
 ITEM_ID = Checked("item_id", lambda value: check_text(value, "item id"))
 #: work names and tags: safe names of at most 200 characters that may use : and /
-WORK_NAME = Checked("name", check_work_name)
-TAG = Checked("tag", lambda value: check_work_name(value, "tag"))
+WORK_NAME = Checked("name", lambda value: _check_work_name(value))
+TAG = Checked("tag", lambda value: _check_work_name(value, "tag"))
+
+
+def _check_work_name(value: object, what: str = "work name") -> str:
+    # imported here: the work engine is not needed by commands that only read tokens
+    from ..work._model import check_work_name
+
+    return check_work_name(value, what)
 
 
 def resolvable_worker(spec: str) -> str:
@@ -92,6 +97,8 @@ def resolvable_worker(spec: str) -> str:
     """
     if len(spec) > 200:
         raise ConfigError(f"the worker is longer than 200 characters ({len(spec)})")
+    from ..work import resolve_worker  # imported here, as in _check_work_name
+
     try:
         resolve_worker(spec)
     except ConfigError:

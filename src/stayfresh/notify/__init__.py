@@ -19,30 +19,76 @@ reschedule hook when imported (applications that embed the layers import it).
 
 from __future__ import annotations
 
-from ._budget import RuleTooExpensive, WindowBudgetExceeded, WorkBudget
-from ._config import (
-    BACKGROUND_TASK_INTERVAL_HOURS,
-    NOTIFICATION_REFRESH_HOURS,
-    NOTIFICATION_REFRESH_TASK,
-    NOTIFICATION_WINDOW,
-    NotifyConfig,
-)
-from ._deliver import DeliveryReport, deliver_due, retry_time
-from ._refresh import (
-    Decision,
-    LockResult,
-    RefreshOutcome,
-    on_app_start,
-    refresh,
-    refresh_decision,
-    reschedule,
-    with_scheduling_lock,
-)
-from ._rrule import normalize_rrule
-from ._rules import compile_rule, describe, make_rule, occurrences
-from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
-from ._when import parse_when
-from ._window import WindowPlan, compute_window
+import typing as _typing
+
+# the real imports for type checkers; at run time each name loads on first use (PEP 562)
+if _typing.TYPE_CHECKING:
+    from ._budget import RuleTooExpensive, WindowBudgetExceeded, WorkBudget
+    from ._config import (
+        BACKGROUND_TASK_INTERVAL_HOURS,
+        NOTIFICATION_REFRESH_HOURS,
+        NOTIFICATION_REFRESH_TASK,
+        NOTIFICATION_WINDOW,
+        NotifyConfig,
+    )
+    from ._deliver import DeliveryReport, deliver_due, retry_time
+    from ._refresh import (
+        Decision,
+        LockResult,
+        RefreshOutcome,
+        on_app_start,
+        refresh,
+        refresh_decision,
+        reschedule,
+        with_scheduling_lock,
+    )
+    from ._rrule import normalize_rrule
+    from ._rules import compile_rule, describe, make_rule, occurrences
+    from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
+    from ._when import parse_when
+    from ._window import WindowPlan, compute_window
+else:
+    from .._lazy import lazy_exports as _lazy_exports
+
+    __getattr__, __dir__ = _lazy_exports(
+        __name__,
+        {
+            "RuleTooExpensive": "._budget",
+            "WindowBudgetExceeded": "._budget",
+            "WorkBudget": "._budget",
+            "BACKGROUND_TASK_INTERVAL_HOURS": "._config",
+            "NOTIFICATION_REFRESH_HOURS": "._config",
+            "NOTIFICATION_REFRESH_TASK": "._config",
+            "NOTIFICATION_WINDOW": "._config",
+            "NotifyConfig": "._config",
+            "DeliveryReport": "._deliver",
+            "deliver_due": "._deliver",
+            "retry_time": "._deliver",
+            "Decision": "._refresh",
+            "LockResult": "._refresh",
+            "RefreshOutcome": "._refresh",
+            "on_app_start": "._refresh",
+            "refresh": "._refresh",
+            "refresh_decision": "._refresh",
+            "reschedule": "._refresh",
+            "with_scheduling_lock": "._refresh",
+            "normalize_rrule": "._rrule",
+            "compile_rule": "._rules",
+            "describe": "._rules",
+            "make_rule": "._rules",
+            "occurrences": "._rules",
+            "AppriseSink": "._sinks",
+            "DesktopSink": "._sinks",
+            "LogSink": "._sinks",
+            "Sink": "._sinks",
+            "SinkError": "._sinks",
+            "check_target": "._sinks",
+            "sink_for": "._sinks",
+            "parse_when": "._when",
+            "WindowPlan": "._window",
+            "compute_window": "._window",
+        },
+    )
 
 __all__ = [
     "BACKGROUND_TASK_INTERVAL_HOURS",

@@ -6,8 +6,6 @@ import os
 import re
 from pathlib import Path
 
-import platformdirs
-
 from ..errors import ConfigError as _ConfigError
 from ..errors import (
     DatabaseRefused,
@@ -109,6 +107,8 @@ def default_db_path() -> Path:
     env = os.environ.get("STAYFRESH_DB")
     if env:
         return Path(env)
+    import platformdirs  # only when no --db or STAYFRESH_DB says where
+
     return Path(platformdirs.user_data_dir("stayfresh")) / "stayfresh.db"
 
 

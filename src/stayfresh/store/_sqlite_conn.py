@@ -21,8 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from . import _guard
 from ._base import RefreshLock
 from ._guard import (
@@ -56,10 +54,14 @@ class FileRefreshLock(RefreshLock):
     """
 
     def __init__(self, path: Path) -> None:
+        import filelock  # only when a refresh needs the lock, not on the valid-token path
+
         self._local = threading.Lock()
         self._file = filelock.FileLock(path, mode=0o600, thread_local=False, poll_interval=0.005)
 
     def acquire(self, timeout: float | None = None) -> bool:
+        import filelock  # loaded by __init__ already
+
         started = time.monotonic()
         if not self._local.acquire(timeout=-1 if timeout is None else timeout):
             return False

@@ -16,9 +16,6 @@ import datetime as dt
 import math
 import re
 
-from dateutil import parser as dateparser
-from dateutil import tz
-
 from .._input import parse_duration, shorten
 
 UTC = dt.UTC
@@ -130,6 +127,10 @@ def _from_epoch(number: float, original: object) -> dt.datetime:
 
 
 def _from_java(text: str, zone: str) -> dt.datetime:
+    # dateutil loads only for Java dates: ISO and epoch expiries are the common case
+    from dateutil import parser as dateparser
+    from dateutil import tz
+
     offset = _ABBREVIATIONS.get(zone.upper())
     tzinfo: dt.tzinfo | None
     if offset is not None:

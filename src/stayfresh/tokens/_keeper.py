@@ -16,7 +16,6 @@ Three layers of "never twice at once":
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 import datetime as dt
@@ -25,11 +24,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
-
-from .._http import TOKEN_MAX_BYTES, Answer, Redirects, afetch, fetch, new_async_client, new_client
 from ..errors import TokenError
 from ..store import Store
 from ._flow import (
@@ -46,6 +42,11 @@ from ._flow import (
     usable,
 )
 from ._model import Account, TokenResult
+
+if TYPE_CHECKING:  # the HTTP client loads only when a request goes out (not on the valid path)
+    import httpx2
+
+    from .._http import Answer
 
 log = logging.getLogger("stayfresh.tokens")
 
@@ -333,12 +334,16 @@ class Keeper:
 
     def _sync_client(self) -> httpx2.Client:
         if self._client is None:
+            from .._http import new_client
+
             self._client = new_client(self.timeout)
             # a keeper dropped without close() still closes its connections
             weakref.finalize(self, self._client.close)
         return self._client
 
     def _http(self, client: httpx2.Client, effect: Http) -> HttpReply:
+        from .._http import fetch
+
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
         answer = fetch(client, effect.method, effect.url, **_policy(effect, self.timeout))
         return _reply(answer, sent, self.clock())
@@ -348,6 +353,8 @@ class Keeper:
     async def _aensure_slow(
         self, name: str, threshold: float, force: bool, background: bool, rejected: str | None
     ) -> TokenResult:
+        import asyncio  # already loaded by the running loop; not at import time (the CLI)
+
         account = await asyncio.to_thread(self._load, name)
         answer, flight, leader = self._decide(account, threshold, force, rejected)
         if answer is not None:
@@ -377,6 +384,8 @@ class Keeper:
         return result
 
     async def _adrive(self, flow: Flow) -> TokenResult:
+        import asyncio  # as in _aensure_slow
+
         reply: Any = None
         error: BaseException | None = None
         async with self._new_async_client() as client:
@@ -401,9 +410,13 @@ class Keeper:
     def _new_async_client(self) -> httpx2.AsyncClient:
         if self._async_client_factory is not None:
             return self._async_client_factory()
+        from .._http import new_async_client
+
         return new_async_client(self.timeout)
 
     async def _ahttp(self, client: httpx2.AsyncClient, effect: Http) -> HttpReply:
+        from .._http import afetch
+
         sent = dt.datetime.fromtimestamp(self.clock(), UTC)
         answer = await afetch(client, effect.method, effect.url, **_policy(effect, self.timeout))
         return _reply(answer, sent, self.clock())
@@ -415,6 +428,8 @@ def _policy(effect: Http, timeout: float) -> dict[str, Any]:
     A total ``timeout``, 1 MiB at most, and no redirect followed: a 3xx goes to
     the provider, which reports it. Network failures become TransientError.
     """
+    from .._http import TOKEN_MAX_BYTES, Redirects
+
     return {
         "timeout": timeout,
         "max_bytes": TOKEN_MAX_BYTES,

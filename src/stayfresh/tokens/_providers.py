@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import re
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -95,8 +94,6 @@ def _http_date(headers: Mapping[str, str]) -> dt.datetime | None:
 def _aware(when: dt.datetime) -> dt.datetime:
     # RFC 5322's "-0000" parses as naive: it is UTC with no local zone given
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 
 
 class Provider(abc.ABC):
@@ -398,6 +395,8 @@ def get_provider(name: str) -> Provider:
         return _registry[name]
     if name in _BUILTIN:
         return _BUILTIN[name]
+    from importlib.metadata import entry_points  # only for plugins: slow to import
+
     for ep in entry_points(group="stayfresh.providers"):
         if ep.name == name:
             loaded = ep.load()
@@ -415,6 +414,8 @@ def register_provider(provider: Provider) -> None:
 
 
 def provider_names() -> list[str]:
+    from importlib.metadata import entry_points  # as in get_provider
+
     names = set(_BUILTIN) | set(_registry)
     names.update(ep.name for ep in entry_points(group="stayfresh.providers"))
     return sorted(names)

@@ -1,0 +1,38 @@
+"""The notification foreground layer of the CLI, kept apart from the ``notify`` commands.
+
+Every command runs it (``stayfresh token NAME`` included, once per request in
+scripts), so this module imports only what the layer needs:
+:mod:`stayfresh.notify._refresh` and the store, not the commands, the sinks
+or the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..errors import StayfreshError
+from ..notify._refresh import on_app_start
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+
+def foreground_layer(store: Store) -> None:
+    """The foreground layer for this command: reschedule if 4 hours have passed.
+
+    Registered in :data:`~stayfresh.cli._app.ON_STORE_OPEN` by ``cli/__init__``,
+    so it runs once per command, on the database the command uses, when the
+    command first opens it. Off with ``STAYFRESH_NOTIFY_FOREGROUND=0``. Errors
+    are logged, never raised.
+    """
+    if os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
+        return
+    try:
+        outcome = on_app_start(store)
+        if outcome.status == "failed":  # the layer logged why (a warning when it gave up)
+            log.debug("notification refresh failed: %s", outcome.error)
+    except StayfreshError as exc:  # typed (database busy, disk full…): one line
+        log.warning("notification foreground layer skipped: %s", exc)
+    except Exception:  # the user's command matters more than the window; a bug shows its trace
+        log.warning("notification foreground layer failed", exc_info=True)
