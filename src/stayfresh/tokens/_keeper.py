@@ -134,10 +134,15 @@ class Keeper:
         stored one: a burst of 401s for one token makes one refresh, and the
         callers that come after it get its result instead of refreshing again.
         """
-        force = force or rejected is not None
         entry = self._cache.get(account)
-        if entry is not None and not force and self.clock() < entry.deadline(threshold):
+        if (
+            entry is not None
+            and not force
+            and rejected is None
+            and self.clock() < entry.deadline(threshold)
+        ):
             return entry.result
+        force = force or rejected is not None
         return self._ensure_slow(account, _seconds(threshold), force, background, rejected)
 
     async def aensure_valid_token(
@@ -150,10 +155,15 @@ class Keeper:
         rejected: str | None = None,
     ) -> TokenResult:
         """Async twin of :meth:`ensure_valid_token` (same cache, flights and lock)."""
-        force = force or rejected is not None
         entry = self._cache.get(account)
-        if entry is not None and not force and self.clock() < entry.deadline(threshold):
+        if (
+            entry is not None
+            and not force
+            and rejected is None
+            and self.clock() < entry.deadline(threshold)
+        ):
             return entry.result
+        force = force or rejected is not None
         return await self._aensure_slow(account, _seconds(threshold), force, background, rejected)
 
     def forget(self, account: str | None = None) -> None:
