@@ -118,11 +118,11 @@ class SQLiteConnection:
                 raise full_error(self.location) from None
             raise
         known = load_migrations("sqlite")[-1][0]
-        inspect_sqlite_file(self.path, given, known, self.busy_timeout)
+        applied = inspect_sqlite_file(self.path, given, known, self.busy_timeout)
         if os.name == "posix" and stat.S_IMODE(self.path.stat().st_mode) != 0o600:
             os.chmod(self.path, 0o600)  # ours (or empty): it is about to hold secrets
         if migrate:
-            self.migrate()
+            self.migrate(seen=applied)
 
     # -- connections -----------------------------------------------------------
 
@@ -193,22 +193,25 @@ class SQLiteConnection:
             return set()
         return {int(r[0]) for r in self.read("SELECT version FROM schema_migrations")}
 
-    def migrate(self) -> int:
+    def migrate(self, *, seen: set[int] | None = None) -> int:
         """Apply every migration not yet applied; safe when processes race.
 
         Reads first and writes only when something is missing: a current
-        database is opened without taking the write lock.
+        database is opened without taking the write lock. ``seen`` is what
+        the opening check already read (applied versions only ever grow, so a
+        complete set needs no second look).
         """
         migrations = load_migrations("sqlite")
-        applied = self._applied()
+        applied = self._applied() if seen is None else seen
         check_schema(applied, migrations[-1][0], self.location)
         pending = [m for m in migrations if m[0] not in applied]
-        if pending:
-            with self.write() as tx:
-                tx.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-                )
+        if not pending:
+            return max(applied)
+        with self.write() as tx:
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
         for version, name, sql in pending:
             with self.write() as tx:
                 done = tx.execute(
