@@ -22,8 +22,11 @@ from psycopg.rows import DictRow, dict_row
 from .._retry import backoff_delay
 from ..errors import StoreError, StoreUnavailable
 from . import _guard
-from ._base import RefreshLock
+from ._contracts import RefreshLock
 from ._guard import busy_error, check_schema, full_error
+from ._queries import Dialect
+from ._rows import RowLike
+from ._sql import Cursor, SQLBase, Tx
 from ._sqlite_conn import load_migrations
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ Conn = psycopg.Connection[DictRow]
 DEFAULT_RETRY_FOR = 120.0
 
 _MIGRATION_LOCK = "stayfresh:migrations"
+#: the LISTEN/NOTIFY channel that wakes runners (see ``stayfresh.work``)
+WAKE_CHANNEL = "stayfresh_work"
 
 
 def advisory_key(name: str) -> int:
@@ -211,7 +216,36 @@ class AdvisoryLock(RefreshLock):
             self._local.release()
 
 
-class PostgresConnection:
+class PostgresTx(Tx):
+    """A transaction on a pooled connection (see :meth:`PostgresConnection.transact`)."""
+
+    def __init__(self, conn: Conn, queries: Mapping[str, str]) -> None:
+        super().__init__(queries)
+        self.conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> Cursor:
+        return self.conn.execute(sql, _bind(params))
+
+    def executemany(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(sql, [_bind(r) for r in rows])
+
+    def lock(self, key: str) -> None:
+        # the key spelling of every stayfresh release since 0.1: running daemons agree
+        self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"stayfresh:{key}",)
+        )
+
+    def wake(self) -> None:
+        self.conn.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+
+
+def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    """psycopg parameters: a tuple or set is bound as a list (an array)."""
+    return {k: list(v) if isinstance(v, tuple | set | frozenset) else v for k, v in params.items()}
+
+
+class PostgresConnection(SQLBase):
     """The database itself: pools, retries, typed failures, migrations, advisory locks.
 
     :class:`~._postgres.PostgresStore` builds the store's methods on top.
@@ -307,6 +341,22 @@ class PostgresConnection:
             log.warning("database call failed (%s); retrying in %.2fs", cause, delay)
             time.sleep(delay)
 
+    dialect: Dialect = "postgres"
+
+    def transact(self, body: Callable[[Tx], T]) -> T:
+        """Run ``body`` in one transaction (see :meth:`write_tx`); its result once committed."""
+        queries = self.queries
+        return self.write_tx(lambda conn: body(PostgresTx(conn, queries)))
+
+    def select(self, name: str, /, **params: Any) -> list[RowLike]:
+        """One named autocommit read (retried when the connection is lost)."""
+        sql = self.queries[name]
+
+        def attempt(conn: Conn) -> list[RowLike]:
+            return list(conn.execute(sql, _bind(params)).fetchall())
+
+        return self._retrying(attempt)
+
     def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[DictRow]:
         """One autocommit query (retried when the connection is lost)."""
         return self._retrying(lambda conn: conn.execute(sql, params).fetchall())
@@ -363,8 +413,8 @@ class PostgresConnection:
                 lock = self._locks[name] = AdvisoryLock(self._lock_pool, name)
             return lock
 
-    def refresh_lock(self, name: str) -> RefreshLock:
-        return self.advisory_lock(f"stayfresh:refresh:{name}")
+    def named_lock(self, name: str) -> RefreshLock:
+        return self.advisory_lock(f"stayfresh:{name}")
 
 
 def _xact_status(conn: Conn, xid: str) -> str | None:

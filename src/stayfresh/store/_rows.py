@@ -1,19 +1,397 @@
-"""Row mapping shared by every backend: database rows to the store's value objects.
+"""The store's value objects and how a database row becomes one.
 
-Both the SQLite and the PostgreSQL backends read rows by column name
-(``RowLike`` and psycopg's dict rows alike), so one mapping serves both.
+Plain frozen dataclasses of primitive values: what callers hand the store
+and what it hands back. Both backends read rows by column name
+(``sqlite3.Row`` and psycopg's dict rows alike), so one mapping serves both.
+Times are POSIX seconds (UTC); JSON columns are dicts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
-from ._base import AccountRow, RefreshIntent, RefreshMetrics, TokenRow
 from ._guard import fingerprint, intent_owner
-from ._library_base import LibrarySyncRow
-from ._work_base import WorkRow
+
+RefreshKind = Literal["jit", "background"]
+UniquePolicy = Literal["keep", "replace", "append", "update", "cancel_and_reenqueue"]
+EnqueueAction = Literal["enqueued", "kept", "replaced", "appended", "updated"]
+SyncState = Literal["running", "finished"]
+#: delivery states; ``sending`` is the only one that is not final or retried
+DeliveryState = Literal["sending", "sent", "failed", "missed", "unknown"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TokenRow:
+    """A token set as stored. Times are POSIX seconds (UTC)."""
+
+    access_token: str | None
+    refresh_token: str | None
+    token_type: str = "Bearer"
+    scope: str | None = None
+    expires_at: float | None = None
+    obtained_at: float | None = None
+
+    def __repr__(self) -> str:  # never show secrets
+        return (
+            f"TokenRow(expires_at={self.expires_at!r}, token_type={self.token_type!r}, "
+            f"scope={self.scope!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AccountRow:
+    """One account: its provider configuration, its tokens and their version.
+
+    ``version`` grows by one on every token write; writes are compare-and-swap
+    on it (see :meth:`Store.swap_tokens`).
+    """
+
+    name: str
+    provider: str
+    config: Mapping[str, Any]
+    tokens: TokenRow
+    version: int
+    status: str  # "ok" | "needs_login"
+    status_message: str | None
+    created_at: float
+    updated_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"AccountRow(name={self.name!r}, provider={self.provider!r}, "
+            f"version={self.version}, status={self.status!r}, tokens={self.tokens!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RefreshMetrics:
+    """Persisted refresh counters for one account."""
+
+    jit_refreshes: int
+    background_refreshes: int
+    failures: int
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None
+    last_refresh_at: float | None
+    last_failure_at: float | None
+    last_error: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RefreshIntent:
+    """A refresh about to spend an account's refresh token (see :meth:`Store.begin_refresh`).
+
+    ``fingerprint`` is a SHA-256 prefix of that refresh token, never the token.
+    """
+
+    account: str
+    owner: str  # host:pid
+    fingerprint: str
+    version: int
+    started_at: float
+    expires_at: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NewWork:
+    """A work to insert, with its first schedule already computed by the engine."""
+
+    id: str
+    name: str | None
+    worker: str
+    input: Mapping[str, Any]
+    periodic: bool
+    interval: float | None
+    flex: float | None
+    constraints: Mapping[str, Any]
+    backoff_policy: str
+    backoff_delay: float
+    timeout: float
+    tags: tuple[str, ...]
+    scheduled_at: float
+    #: ids of works this one waits for (a chain); they must exist
+    after: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class WorkRow:
+    """A work as stored."""
+
+    id: str
+    name: str | None
+    worker: str
+    input: Mapping[str, Any]
+    periodic: bool
+    interval: float | None
+    flex: float | None
+    constraints: Mapping[str, Any]
+    backoff_policy: str
+    backoff_delay: float
+    timeout: float
+    tags: tuple[str, ...]
+    state: str
+    run_attempt: int
+    scheduled_at: float
+    next_run_at: float
+    run_now: bool
+    lease_owner: str | None
+    lease_until: float | None
+    current_run: int | None
+    output: Mapping[str, Any] | None
+    progress: Mapping[str, Any] | None
+    last_outcome: str | None
+    last_error: str | None
+    last_run_at: float | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    prerequisites: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class EnqueueResult:
+    """What :meth:`WorkStore.enqueue_work` did: the ids now standing for the request."""
+
+    ids: tuple[str, ...]
+    action: EnqueueAction
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimedRun:
+    """A work claimed by one runner, and the history row of this attempt."""
+
+    work: WorkRow
+    run_id: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RunFinish:
+    """The end of one run and the work's next state, computed by the engine.
+
+    ``run_attempt`` is the work's attempt counter after this run (0 after a
+    periodic period completes, unchanged for a retry, one less for a
+    released run that never counted).
+    """
+
+    work_id: str
+    run_id: int
+    runner_id: str
+    ended_at: float
+    outcome: str  # success | failure | retry | timeout | released | error
+    output: Mapping[str, Any] | None
+    error: str | None
+    state: str
+    scheduled_at: float
+    next_run_at: float
+    run_attempt: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RunRow:
+    """One attempt in a work's history."""
+
+    id: int
+    work_id: str
+    attempt: int
+    runner_id: str
+    scheduled_at: float
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    output: Mapping[str, Any] | None
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NewLibraryItem:
+    """One item of a fetched page, ready to store.
+
+    ``data`` is the item's JSON text as the source sent it and ``digest`` a
+    hash of it; an item is "updated" when its digest changes.
+    """
+
+    item_id: str
+    title: str | None
+    authors: str | None
+    data: str
+    digest: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LibraryItemRow:
+    """One stored library item."""
+
+    account: str
+    item_id: str
+    title: str | None
+    authors: str | None
+    data: str
+    first_seen_at: float
+    updated_at: float
+    removed_at: float | None
+    download_path: str | None
+    download_size: int | None
+    downloaded_at: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LibrarySyncRow:
+    """An account's sync cursor (``running``) or its last sync's figures (``finished``).
+
+    Counters are cumulative over the sync, resumed runs included.
+    """
+
+    account: str
+    sync_id: str
+    source: str
+    state: SyncState
+    next_page: int
+    cursor: str | None
+    total_items: int | None
+    total_pages: int | None
+    pages: int
+    items_seen: int
+    added: int
+    updated: int
+    removed: int
+    started_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PageCounts:
+    """What storing one page changed."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
+#: sink id of the implicit log sink used while no sink is configured
+DEFAULT_SINK_ID = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NewRule:
+    """A reminder to store: one time (``at``) or recurring (``rrule`` from ``dtstart`` in ``tz``)."""
+
+    title: str
+    body: str
+    at: float | None
+    rrule: str | None
+    dtstart: str | None  # naive ISO local time in ``tz``
+    tz: str
+    enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RuleRow:
+    """A reminder as stored."""
+
+    id: int
+    title: str
+    body: str
+    at: float | None
+    rrule: str | None
+    dtstart: str | None
+    tz: str
+    enabled: bool
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PendingRow:
+    """One occurrence in the window, with the text it will be delivered with."""
+
+    rule_id: int
+    due_at: float
+    title: str
+    body: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class SinkRow:
+    """A delivery target. ``target`` is an Apprise URL and may contain secrets."""
+
+    id: int
+    kind: str  # log | apprise | desktop
+    target: str | None
+    at_least_once: bool
+    created_at: float
+
+    def __repr__(self) -> str:  # the URL may carry a token
+        return f"SinkRow(id={self.id}, kind={self.kind!r}, at_least_once={self.at_least_once})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DeliveryRow:
+    """The delivery of one occurrence to one sink."""
+
+    rule_id: int
+    due_at: float
+    sink_id: int
+    title: str
+    body: str
+    state: DeliveryState
+    attempts: int
+    claimed_until: float | None
+    next_attempt_at: float | None
+    updated_at: float
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimOutcome:
+    """What :meth:`NotifyStore.claim_notifications` did, for the deliverer to act on and log."""
+
+    #: rows now ``sending`` under this caller's claim: send them, then finish them
+    claims: list[DeliveryRow]
+    #: occurrences found past the grace period, recorded ``missed``
+    missed: list[DeliveryRow]
+    #: at-most-once sends interrupted by a crash, recorded ``unknown`` (never resent)
+    unknown: list[DeliveryRow]
+    #: retries or interrupted at-least-once sends past the grace period, given up
+    gave_up: list[DeliveryRow]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RescheduleResult:
+    """What one full reschedule did."""
+
+    rules: int
+    cancelled: int
+    scheduled: int
+    overdue_kept: int
+    rules_version: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NotifyFreshness:
+    """Everything the foreground layer needs to decide, read in one query."""
+
+    last_reschedule_at: float | None
+    rules_version: int
+    window_rules_version: int
+    has_rules: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LayerTelemetryRow:
+    """Persisted counters of one refresh layer. ``executions`` = successes + failures + skips."""
+
+    layer: str
+    executions: int
+    successes: int
+    failures: int
+    skips: int
+    last_success_at: float | None
+    last_failure_at: float | None
+    last_skip_at: float | None
+    last_error: str | None
 
 
 class RowLike(Protocol):

@@ -10,19 +10,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import os
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _guard
-from ._base import RefreshLock
+from ._contracts import RefreshLock
 from ._guard import (
     check_schema,
     create_private,
@@ -31,8 +32,35 @@ from ._guard import (
     resolve_path,
     sqlite_failure,
 )
+from ._queries import Dialect
+from ._rows import RowLike
+from ._sql import Cursor, SQLBase, Tx
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
+    """sqlite3 parameters: a list (tuple, set) is bound as JSON text for ``json_each``."""
+    return {
+        k: json.dumps(list(v)) if isinstance(v, list | tuple | set | frozenset) else v
+        for k, v in params.items()
+    }
+
+
+class SQLiteTx(Tx):
+    """A ``BEGIN IMMEDIATE`` transaction on this thread's connection."""
+
+    def __init__(self, conn: sqlite3.Connection, queries: Mapping[str, str]) -> None:
+        super().__init__(queries)
+        self.conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> Cursor:
+        return self.conn.execute(sql, _bind(params))
+
+    def executemany(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
+        self.conn.executemany(sql, [_bind(r) for r in rows])
 
 
 def load_migrations(backend: str) -> list[tuple[int, str, str]]:
@@ -81,7 +109,7 @@ class FileRefreshLock(RefreshLock):
         self._local.release()
 
 
-class SQLiteConnection:
+class SQLiteConnection(SQLBase):
     """The SQLite file itself: opening it safely, connections, transactions, migrations.
 
     :class:`~._sqlite.SQLiteStore` builds the store's methods on top.
@@ -175,6 +203,19 @@ class SQLiteConnection:
                         conn.execute("ROLLBACK")
                 raise
 
+    dialect: Dialect = "sqlite"
+
+    def transact(self, body: Callable[[Tx], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; its result once committed."""
+        with self.write() as conn:
+            return body(SQLiteTx(conn, self.queries))
+
+    def select(self, name: str, /, **params: Any) -> list[RowLike]:
+        """One named read outside any explicit transaction."""
+        with self._typed_errors():
+            rows: list[RowLike] = self._conn().execute(self.queries[name], _bind(params)).fetchall()
+            return rows
+
     def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one read query outside any explicit transaction."""
         with self._typed_errors():
@@ -234,13 +275,20 @@ class SQLiteConnection:
 
     # -- per-account files -----------------------------------------------------
 
-    def refresh_lock(self, name: str) -> RefreshLock:
+    def named_lock(self, name: str) -> RefreshLock:
+        """A file lock in ``<db>.locks/``: ``refresh:<account>`` is the account's
+        ``<hash>.lock``, any other name (``notify-scheduling``) ``<name>.lock``."""
         with self._locks_guard:
             lock = self._locks.get(name)
             if lock is None:
                 self.lock_dir.mkdir(mode=0o700, exist_ok=True)
-                lock = FileRefreshLock(self._account_file(name, ".lock"))
-                self._locks[name] = lock
+                account = name.removeprefix("refresh:")
+                path = (
+                    self._account_file(account, ".lock")
+                    if account != name
+                    else self.lock_dir / f"{name}.lock"
+                )
+                lock = self._locks[name] = FileRefreshLock(path)
             return lock
 
     def _account_file(self, name: str, suffix: str) -> Path:

@@ -1,0 +1,88 @@
+"""Named SQL: one text per statement, shared by both backends.
+
+The store's statements live in ``queries/*.sql`` as named blocks::
+
+    -- name: get_account
+    SELECT * FROM accounts WHERE name = :name
+
+and are asked for by name (the procrastinate way). Parameters are named
+(``:name``). A file ``<part>.sql`` is shared; ``<part>.sqlite.sql`` and
+``<part>.postgres.sql`` hold the few statements that really differ (locks,
+the due-work scan, NOTIFY). At load time each text is translated to its
+driver's dialect by four mechanical rules, and nothing else:
+
+- parameters: ``:name`` stays for sqlite3, becomes ``%(name)s`` for psycopg
+  (and a literal ``%`` becomes ``%%``);
+- lists: ``x = ANY(:ids)`` is PostgreSQL's array test; on SQLite it becomes
+  ``x IN (SELECT value FROM json_each(:ids))`` and the list is bound as JSON
+  text (so neither backend builds ``IN (?, ?, …)`` strings);
+- row locks: ``FOR UPDATE [SKIP LOCKED]`` and ``FOR SHARE`` are dropped on
+  SQLite, whose write transactions (``BEGIN IMMEDIATE``) already exclude
+  every other writer;
+- insertion order: SQLite's ``rowid`` is the ``seq`` column on PostgreSQL.
+
+A test checks that both dialects end up with the same set of names.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+#: a quoted string (left alone), a ``:param`` (not a ``::cast``), or a ``%``
+_PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)|%")
+_ANY = re.compile(r"(<>|=)\s*(ANY|ALL)\s*\(\s*:(\w+)\s*\)", re.IGNORECASE)
+_ROW_LOCK = re.compile(r"\s+FOR\s+(UPDATE|SHARE)(\s+SKIP\s+LOCKED)?\b", re.IGNORECASE)
+
+
+def parse(text: str, origin: str = "<sql>") -> dict[str, str]:
+    """The named blocks of one file; comments between blocks are dropped."""
+    found: dict[str, str] = {}
+    pieces = _NAME.split(text)
+    for name, body in zip(pieces[1::2], pieces[2::2], strict=True):
+        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        sql = "\n".join(lines).strip().rstrip(";").strip()
+        if name in found:
+            raise ValueError(f"{origin}: query {name!r} is defined twice")
+        if not sql:
+            raise ValueError(f"{origin}: query {name!r} is empty")
+        found[name] = sql
+    return found
+
+
+def to_sqlite(sql: str) -> str:
+    def lists(m: re.Match[str]) -> str:
+        negated = m.group(1) == "<>" or m.group(2).upper() == "ALL"
+        return f"{'NOT IN' if negated else 'IN'} (SELECT value FROM json_each(:{m.group(3)}))"
+
+    return _ROW_LOCK.sub("", _ANY.sub(lists, sql))
+
+
+def to_postgres(sql: str) -> str:
+    def param(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return f"%({m.group(1)})s"
+        return m.group(0).replace("%", "%%")  # a quoted string, or a bare %
+
+    return re.sub(r"\browid\b", "seq", _PARAM.sub(param, sql))
+
+
+@functools.cache
+def load(dialect: Dialect) -> dict[str, str]:
+    """Every statement for ``dialect``, translated, by name."""
+    folder = resources.files("stayfresh.store").joinpath("queries")
+    queries: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        parts = entry.name.split(".")
+        if parts[-1] != "sql" or (len(parts) == 3 and parts[1] != dialect) or len(parts) > 3:
+            continue
+        for name, sql in parse(entry.read_text(encoding="utf-8"), entry.name).items():
+            if name in queries:
+                raise ValueError(f"{entry.name}: query {name!r} is defined twice")
+            queries[name] = to_sqlite(sql) if dialect == "sqlite" else to_postgres(sql)
+    return queries
