@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pg_server import PGServer
-from stayfresh.store._postgres import PostgresStore
+from stayfresh.store import PostgresStore
 from stayfresh.work import Runner, WorkManager, WorkRequest
 from stayfresh.work._pg_wake import APPLICATION_NAME
 from work_helpers import CALLS

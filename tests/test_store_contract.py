@@ -12,6 +12,7 @@ skipped locally without PostgreSQL and fails in CI (``CI`` set).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import sqlite3
 import threading
 import time
@@ -33,6 +34,7 @@ from stayfresh.store import (
     Store,
     TokenRow,
 )
+from test_store_schema import describe_postgres, describe_sqlite
 
 Opener = Callable[[], Store]
 T0 = 1_800_000_000.0
@@ -52,7 +54,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         yield open_sqlite
     else:
         url = request.getfixturevalue("pg_url")
-        from stayfresh.store._postgres import PostgresStore
+        from stayfresh.store import PostgresStore
 
         def open_pg() -> Store:
             opened.append(PostgresStore(url, retry_for=10))
@@ -104,7 +106,7 @@ def finish(claim_work_id: str, run_id: int, *, state: str = "SUCCEEDED", **kw: A
 def test_every_abstract_method_is_implemented() -> None:
     assert not SQLiteStore.__abstractmethods__
     pytest.importorskip("psycopg")
-    from stayfresh.store._postgres import PostgresStore
+    from stayfresh.store import PostgresStore
 
     assert not PostgresStore.__abstractmethods__
 
@@ -125,41 +127,33 @@ def test_opening_again_migrates_nothing_and_keeps_data(any_store: Store, reopen:
     assert again.get_setting("k") == "v"
 
 
+_COUNT_MIGRATIONS = "SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations"
+
+
 def test_concurrent_openers_migrate_once(backend: Opener) -> None:
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         stores = list(pool.map(lambda _: backend(), range(6)))
     versions = {s.schema_version() for s in stores}
     assert len(versions) == 1
     first = stores[0]
-    rows = (
-        first.read("SELECT COUNT(*) AS n, COUNT(DISTINCT version) AS d FROM schema_migrations")  # type: ignore[attr-defined]
-    )
-    n, d = (rows[0]["n"], rows[0]["d"])
+    if isinstance(first, SQLiteStore):
+        with contextlib.closing(sqlite3.connect(first.path)) as conn:
+            n, d = conn.execute(_COUNT_MIGRATIONS).fetchone()
+    else:
+        import psycopg
+
+        with psycopg.connect(first.url) as pg:  # type: ignore[attr-defined]
+            row = pg.execute(_COUNT_MIGRATIONS).fetchone()
+            assert row is not None
+            n, d = row
     assert n == d == versions.pop()
 
 
-def _schema(store: Store) -> list[tuple[Any, ...]]:
-    """A comparable description of every table, column and index."""
+def _schema(store: Store) -> object:
+    """A comparable description of every table, column, index and constraint."""
     if isinstance(store, SQLiteStore):
-        rows = store.read(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master"
-            " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
-        )
-        return [tuple(r) for r in rows]
-    cols = store.read(  # type: ignore[attr-defined]
-        "SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity"
-        " FROM information_schema.columns WHERE table_schema = 'public'"
-        " ORDER BY table_name, column_name"
-    )
-    idx = store.read(  # type: ignore[attr-defined]
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-        " ORDER BY indexname"
-    )
-    cons = store.read(  # type: ignore[attr-defined]
-        "SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d"
-        " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY conname"
-    )
-    return [tuple(r.values()) for r in (*cols, *idx, *cons)]
+        return describe_sqlite(store.path)
+    return describe_postgres(store.url)  # type: ignore[attr-defined]
 
 
 def test_a_migrated_schema_equals_a_fresh_one(backend: Opener, tmp_path: Path) -> None:
@@ -183,7 +177,7 @@ def test_a_migrated_schema_equals_a_fresh_one(backend: Opener, tmp_path: Path) -
         conn.close()
         migrated: Store = SQLiteStore(old_path)
     else:
-        from stayfresh.store._postgres import PostgresStore
+        from stayfresh.store import PostgresStore
 
         assert isinstance(fresh, PostgresStore)
         pg_server = fresh.url.rsplit("/", 1)[0]

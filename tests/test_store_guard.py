@@ -206,7 +206,7 @@ def test_an_empty_file_becomes_a_private_database(tmp_path: Path) -> None:
 def test_postgres_refuses_a_newer_schema_before_writing(pg_url: str) -> None:
     import psycopg
 
-    from stayfresh.store._postgres import PostgresStore
+    from stayfresh.store import PostgresStore
 
     old = PostgresStore(pg_url, migrate=False, retry_for=10)
     old.migrate(up_to=1)
@@ -300,7 +300,7 @@ def test_postgres_lock_wait_past_the_busy_timeout_is_store_busy(pg_url: str) -> 
 
     import psycopg
 
-    from stayfresh.store._postgres import PostgresStore
+    from stayfresh.store import PostgresStore
 
     store = PostgresStore(pg_url, retry_for=10, busy_timeout=0.3)
     holder = psycopg.connect(pg_url)
@@ -468,7 +468,7 @@ def backend_store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Sto
     if request.param == "sqlite":
         opened: Store = SQLiteStore(db_path)
     else:
-        from stayfresh.store._postgres import PostgresStore
+        from stayfresh.store import PostgresStore
 
         opened = PostgresStore(request.getfixturevalue("pg_url"), retry_for=10)
     yield opened
@@ -534,7 +534,7 @@ def test_postgres_disk_full_fails_the_intent_before_any_request(
     """The intents table lives on a real full tmpfs tablespace: 53100 is StoreFull, nothing sent."""
     import psycopg
 
-    from stayfresh.store._postgres import PostgresStore
+    from stayfresh.store import PostgresStore
 
     disk = pg_server.root / f"small-{os.getpid()}-{id(token_server)}"
     disk.mkdir()

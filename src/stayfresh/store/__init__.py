@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ..errors import ConfigError as _ConfigError
 from ..errors import (
     DatabaseRefused,
@@ -15,49 +17,55 @@ from ..errors import (
     StoreFull,
     StoreUnavailable,
 )
-from ._base import (
+from ._contracts import (
     AccountExists,
-    AccountRow,
-    RefreshIntent,
-    RefreshKind,
-    RefreshLock,
-    RefreshMetrics,
-    Store,
-    TokenRow,
-)
-from ._library_base import (
-    LibraryItemRow,
     LibraryStore,
-    LibrarySyncRow,
-    NewLibraryItem,
-    PageCounts,
+    NotifyStore,
+    RefreshLock,
+    Store,
+    WorkStore,
 )
-from ._notify_base import (
+from ._rows import (
+    DEFAULT_SINK_ID,
+    AccountRow,
+    ClaimedRun,
     ClaimOutcome,
     DeliveryRow,
+    EnqueueResult,
     LayerTelemetryRow,
+    LibraryItemRow,
+    LibrarySyncRow,
+    NewLibraryItem,
     NewRule,
+    NewWork,
     NotifyFreshness,
-    NotifyStore,
+    PageCounts,
     PendingRow,
+    RefreshIntent,
+    RefreshKind,
+    RefreshMetrics,
     RescheduleResult,
     RuleRow,
-    SinkRow,
-)
-from ._sqlite import SQLiteStore
-from ._work_base import (
-    ClaimedRun,
-    EnqueueResult,
-    NewWork,
     RunFinish,
     RunRow,
+    SinkRow,
+    TokenRow,
     UniquePolicy,
     WorkRow,
-    WorkStore,
-    constraints_key,
+)
+from ._work import constraints_key
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore
+    from ._sqlite import SQLiteStore
+
+# the backends load on first use: psycopg only when PostgreSQL is asked for
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"SQLiteStore": "._sqlite", "PostgresStore": "._postgres"}
 )
 
 __all__ = [
+    "DEFAULT_SINK_ID",
     "AccountExists",
     "AccountRow",
     "ClaimOutcome",
@@ -76,6 +84,7 @@ __all__ = [
     "NotifyStore",
     "PageCounts",
     "PendingRow",
+    "PostgresStore",
     "RefreshIntent",
     "RefreshKind",
     "RefreshLock",
@@ -142,4 +151,6 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
             f"unsupported database URL scheme {scheme!r}: use a file path, "
             "sqlite:///path or postgresql://…"
         )
+    from ._sqlite import SQLiteStore
+
     return SQLiteStore(target)
