@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 from ..errors import ConfigError as _ConfigError
 from ..errors import (
     DatabaseRefused,
@@ -55,12 +55,12 @@ from ._rows import (
 )
 from ._work import constraints_key
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._postgres import PostgresStore
     from ._sqlite import SQLiteStore
 
 # the backends load on first use: psycopg only when PostgreSQL is asked for
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__ = _lazy_exports(
     __name__, {"SQLiteStore": "._sqlite", "PostgresStore": "._postgres"}
 )
 

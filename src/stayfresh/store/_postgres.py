@@ -33,7 +33,6 @@ from ._library import LibrarySQL
 from ._notify import NotifySQL
 from ._postgres_conn import DEFAULT_RETRY_FOR as DEFAULT_RETRY_FOR  # re-exported
 from ._postgres_conn import WAKE_CHANNEL, PostgresConnection
-from ._postgres_library import PostgresLibraryMixin
 from ._postgres_notify import PostgresNotifyMixin
 from ._postgres_work import PostgresWorkMixin
 from ._work import WorkSQL
@@ -47,7 +46,6 @@ class PostgresStore(
     LibrarySQL,
     NotifySQL,
     PostgresWorkMixin,
-    PostgresLibraryMixin,
     PostgresNotifyMixin,
     AccountsSQL,
 ):

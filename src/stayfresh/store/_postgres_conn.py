@@ -240,9 +240,15 @@ class PostgresTx(Tx):
         self.conn.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
 
 
-def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
+_ARRAYS = (tuple, set, frozenset)
+
+
+def _bind(params: Mapping[str, Any]) -> Mapping[str, Any]:
     """psycopg parameters: a tuple or set is bound as a list (an array)."""
-    return {k: list(v) if isinstance(v, tuple | set | frozenset) else v for k, v in params.items()}
+    for value in params.values():
+        if isinstance(value, _ARRAYS):
+            return {k: list(v) if isinstance(v, _ARRAYS) else v for k, v in params.items()}
+    return params
 
 
 class PostgresConnection(SQLBase):

@@ -438,26 +438,6 @@ def work_from_row(r: RowLike, tags: tuple[str, ...], deps: tuple[str, ...]) -> W
     )
 
 
-#: the columns of ``library_syncs``, in the order both backends write them
-SYNC_COLUMNS = (
-    "account", "sync_id", "source", "state", "next_page", "cursor", "total_items",
-    "total_pages", "pages", "items_seen", "added", "updated", "removed", "started_at",
-    "updated_at", "finished_at",
-)  # fmt: skip
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``\\`` escapes)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def finished_sync(cursor: LibrarySyncRow, removed: int, now: float) -> LibrarySyncRow:
-    return dataclasses.replace(
-        cursor, state="finished", removed=removed, updated_at=now, finished_at=now, cursor=None
-    )
-
-
 def account_from_row(row: RowLike) -> AccountRow:
     return AccountRow(
         name=row["name"],

@@ -28,7 +28,6 @@ from ._sqlite_conn import FileRefreshLock as FileRefreshLock  # re-exported
 from ._sqlite_conn import SQLiteConnection
 from ._sqlite_conn import _split_sql as _split_sql  # re-exported
 from ._sqlite_conn import load_migrations as load_migrations  # re-exported
-from ._sqlite_library import SQLiteLibraryMixin
 from ._sqlite_notify import SQLiteNotifyMixin
 from ._sqlite_work import SQLiteWorkMixin
 from ._work import WorkSQL
@@ -42,7 +41,6 @@ class SQLiteStore(
     LibrarySQL,
     NotifySQL,
     SQLiteWorkMixin,
-    SQLiteLibraryMixin,
     SQLiteNotifyMixin,
     AccountsSQL,
 ):

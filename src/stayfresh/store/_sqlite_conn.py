@@ -41,12 +41,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
-    """sqlite3 parameters: a list (tuple, set) is bound as JSON text for ``json_each``."""
-    return {
-        k: json.dumps(list(v)) if isinstance(v, list | tuple | set | frozenset) else v
-        for k, v in params.items()
-    }
+_LISTS = (list, tuple, set, frozenset)
+
+
+def _bind(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """sqlite3 parameters: a list (tuple, set) is bound as JSON text for ``json_each``.
+
+    Most statements bind no list: their parameters pass through uncopied.
+    """
+    for value in params.values():
+        if isinstance(value, _LISTS):
+            return {
+                k: json.dumps(list(v)) if isinstance(v, _LISTS) else v for k, v in params.items()
+            }
+    return params
 
 
 class SQLiteTx(Tx):
