@@ -34,7 +34,6 @@ from ._notify import NotifySQL
 from ._postgres_conn import DEFAULT_RETRY_FOR as DEFAULT_RETRY_FOR  # re-exported
 from ._postgres_conn import WAKE_CHANNEL, PostgresConnection
 from ._postgres_notify import PostgresNotifyMixin
-from ._postgres_work import PostgresWorkMixin
 from ._work import WorkSQL
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,6 @@ class PostgresStore(
     WorkSQL,
     LibrarySQL,
     NotifySQL,
-    PostgresWorkMixin,
     PostgresNotifyMixin,
     AccountsSQL,
 ):

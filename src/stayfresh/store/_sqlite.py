@@ -29,7 +29,6 @@ from ._sqlite_conn import SQLiteConnection
 from ._sqlite_conn import _split_sql as _split_sql  # re-exported
 from ._sqlite_conn import load_migrations as load_migrations  # re-exported
 from ._sqlite_notify import SQLiteNotifyMixin
-from ._sqlite_work import SQLiteWorkMixin
 from ._work import WorkSQL
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ class SQLiteStore(
     WorkSQL,
     LibrarySQL,
     NotifySQL,
-    SQLiteWorkMixin,
     SQLiteNotifyMixin,
     AccountsSQL,
 ):
