@@ -33,7 +33,6 @@ from ._library import LibrarySQL
 from ._notify import NotifySQL
 from ._postgres_conn import DEFAULT_RETRY_FOR as DEFAULT_RETRY_FOR  # re-exported
 from ._postgres_conn import WAKE_CHANNEL, PostgresConnection
-from ._postgres_notify import PostgresNotifyMixin
 from ._work import WorkSQL
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ class PostgresStore(
     WorkSQL,
     LibrarySQL,
     NotifySQL,
-    PostgresNotifyMixin,
     AccountsSQL,
 ):
     """:class:`Store` on a PostgreSQL database shared by many processes and machines."""

@@ -28,7 +28,6 @@ from ._sqlite_conn import FileRefreshLock as FileRefreshLock  # re-exported
 from ._sqlite_conn import SQLiteConnection
 from ._sqlite_conn import _split_sql as _split_sql  # re-exported
 from ._sqlite_conn import load_migrations as load_migrations  # re-exported
-from ._sqlite_notify import SQLiteNotifyMixin
 from ._work import WorkSQL
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ class SQLiteStore(
     WorkSQL,
     LibrarySQL,
     NotifySQL,
-    SQLiteNotifyMixin,
     AccountsSQL,
 ):
     """:class:`Store` on a local SQLite file."""
