@@ -23,12 +23,15 @@ from work_helpers import CALLS
 
 
 def _listeners(store: PostgresStore) -> int:
-    rows = store.read(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = %s"
-        " AND datname = current_database()",
-        (APPLICATION_NAME,),
-    )
-    return int(rows[0]["n"])
+    import psycopg
+
+    with psycopg.connect(store.url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND datname = current_database()",
+            (APPLICATION_NAME,),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _wait(predicate: object, timeout: float = 20.0) -> bool:

@@ -1,8 +1,7 @@
 """The store contract, one suite run against every backend (SQLite and PostgreSQL).
 
 Each test states one documented guarantee of :class:`stayfresh.store.Store`
-(``_base.py``, ``_work_base.py``, ``_library_base.py``, ``_notify_base.py``)
-and checks it through the public methods only. ``any_store`` is parametrised
+(``store/_contracts.py``) and checks it through the public methods only. ``any_store`` is parametrised
 over the backends; ``reopen`` opens a second, independent store on the same
 database (its own connections), which is how "another process" looks to the
 store. The PostgreSQL parameter uses the real server of ``pg_server``: it is
@@ -112,7 +111,7 @@ def test_every_abstract_method_is_implemented() -> None:
 
 
 def test_schema_version_is_the_last_migration(any_store: Store) -> None:
-    from stayfresh.store._sqlite import load_migrations
+    from stayfresh.store._queries import load_migrations
 
     assert any_store.schema_version() == load_migrations("sqlite")[-1][0]
     assert [v for v, _, _ in load_migrations("sqlite")] == [
@@ -127,6 +126,17 @@ def test_opening_again_migrates_nothing_and_keeps_data(any_store: Store, reopen:
     assert again.get_setting("k") == "v"
 
 
+def _raw(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    """Rows read past the store, on a connection of its own (either backend)."""
+    if isinstance(store, SQLiteStore):
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            return conn.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(store.url) as pg:  # type: ignore[attr-defined]
+        return pg.execute(sql).fetchall()
+
+
 _COUNT_MIGRATIONS = "SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations"
 
 
@@ -135,17 +145,7 @@ def test_concurrent_openers_migrate_once(backend: Opener) -> None:
         stores = list(pool.map(lambda _: backend(), range(6)))
     versions = {s.schema_version() for s in stores}
     assert len(versions) == 1
-    first = stores[0]
-    if isinstance(first, SQLiteStore):
-        with contextlib.closing(sqlite3.connect(first.path)) as conn:
-            n, d = conn.execute(_COUNT_MIGRATIONS).fetchone()
-    else:
-        import psycopg
-
-        with psycopg.connect(first.url) as pg:  # type: ignore[attr-defined]
-            row = pg.execute(_COUNT_MIGRATIONS).fetchone()
-            assert row is not None
-            n, d = row
+    ((n, d),) = _raw(stores[0], _COUNT_MIGRATIONS)
     assert n == d == versions.pop()
 
 
@@ -160,7 +160,7 @@ def test_a_migrated_schema_equals_a_fresh_one(backend: Opener, tmp_path: Path) -
     """Apply migration 1, write data, then the rest: same schema as all at once."""
     fresh = backend()
     if isinstance(fresh, SQLiteStore):
-        from stayfresh.store._sqlite import _split_sql, load_migrations
+        from stayfresh.store._queries import load_migrations, split_statements
 
         old_path = tmp_path / "old.db"
         conn = sqlite3.connect(old_path)
@@ -169,7 +169,7 @@ def test_a_migrated_schema_equals_a_fresh_one(backend: Opener, tmp_path: Path) -
             " applied_at REAL NOT NULL)"
         )
         version, name, sql = load_migrations("sqlite")[0]
-        for statement in _split_sql(sql):
+        for statement in split_statements(sql):
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
         conn.execute("INSERT INTO settings VALUES ('kept', 'yes')")
@@ -299,8 +299,7 @@ def test_refresh_intent_is_durable_names_the_token_by_fingerprint_and_ends_with_
     assert intent.owner == f"{socket.gethostname()}:{os.getpid()}"
     assert intent.fingerprint == hashlib.sha256(b"R-secret").hexdigest()[:16]
     assert (intent.version, intent.started_at, intent.expires_at) == (1, T0, T0 + 60)
-    row = other.read("SELECT * FROM refresh_intents")  # type: ignore[attr-defined]
-    assert "R-secret" not in repr([tuple(dict(r).values()) for r in row])
+    assert "R-secret" not in repr(_raw(other, "SELECT * FROM refresh_intents"))
     any_store.begin_refresh("a", 1, now=T0 + 5)  # a new attempt replaces the old intent
     assert other.refresh_intent("a").started_at == T0 + 5  # type: ignore[union-attr]
     assert any_store.swap_tokens("a", 7, tokens("A2", "R2")) is None  # even a lost swap ends it

@@ -324,8 +324,10 @@ def test_postgres_lock_wait_past_the_busy_timeout_is_store_busy(pg_url: str) -> 
     lock = store.refresh_lock("acct")  # an advisory wait does not reset the session's timeout
     assert lock.acquire(1.0)
     lock.release()
-    row = store.read("SELECT current_setting('lock_timeout') AS t")
-    assert row[0]["t"] == "300ms"
+    row = store._retrying(  # a pooled connection, as every store call gets
+        lambda conn: conn.execute("SELECT current_setting('lock_timeout') AS t").fetchone()
+    )
+    assert row is not None and row["t"] == "300ms"
     store.close()
 
 
@@ -408,7 +410,7 @@ def test_a_full_disk_fails_the_refresh_intent_before_any_request(
     keeper = Keeper(store, timeout=5.0)
     try:
         add_oauth2(store, "acct", token_server.token_url, expires_in=-60)
-        store.read("PRAGMA wal_checkpoint(TRUNCATE)")  # any write now needs new blocks
+        store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")  # writes now need new blocks
         token_server.handler = lambda seen: token_reply("new-access", "new-refresh")
         fill(small_disk)
         with pytest.raises(StoreFull):

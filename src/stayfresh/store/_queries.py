@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from importlib import resources
 from typing import Literal
 
@@ -86,3 +87,33 @@ def load(dialect: Dialect) -> dict[str, str]:
                 raise ValueError(f"{entry.name}: query {name!r} is defined twice")
             queries[name] = to_sqlite(sql) if dialect == "sqlite" else to_postgres(sql)
     return queries
+
+
+# -- migrations: one folder of numbered files per backend ----------------------------
+
+
+def load_migrations(backend: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped for ``backend``, in order."""
+    folder = resources.files("stayfresh.store.migrations").joinpath(backend)
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration file into whole statements (triggers and comments included)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer[:60]!r}")
+    return statements

@@ -109,3 +109,8 @@ class SQLBase(abc.ABC):
     @abc.abstractmethod
     def named_lock(self, name: str) -> RefreshLock:
         """The process's one lock object for ``name``, shared by every process."""
+
+    def schema_version(self) -> int:
+        """The highest migration applied."""
+        row = self.select_one("schema_version")
+        return int(row["v"] or 0) if row else 0

@@ -1,46 +1,302 @@
 """The embedded default backend: one SQLite file in WAL mode.
 
-Opening, connections and migrations live in :mod:`._sqlite_conn`. Writes run in
-short ``BEGIN IMMEDIATE`` transactions, so concurrent writers from several
-processes queue on SQLite's own lock (up to the busy timeout, then
-:class:`~stayfresh.errors.StoreBusy`) instead of failing. The database, its
-WAL files, the lock folder and the lock files are owner-only — but a file is
-made owner-only only once it is known to be ours (see :mod:`._guard`).
+Writes run in short ``BEGIN IMMEDIATE`` transactions, so concurrent writers
+from several processes queue on SQLite's own lock (up to the busy timeout,
+then :class:`~stayfresh.errors.StoreBusy`) instead of failing; that lock is
+also why the shared statements' row locks (``FOR UPDATE``) are dropped here.
+Each thread gets its own connection (re-opened after ``fork``). The database,
+its WAL files, the lock folder and the lock files are owner-only — but a file
+is made owner-only only once it is known to be ours (see :mod:`._guard`).
 Opening a database whose schema is current writes nothing, so read-only
 commands run while another process holds the write lock.
+
+What is SQLite's own here: opening the file, binding lists as JSON, file
+locks, the room set aside before a refresh, and scrubbing freed pages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import logging
 import os
-from collections.abc import Callable
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ._accounts import LATENCY_WINDOW as LATENCY_WINDOW  # re-exported
+from . import _guard
 from ._accounts import AccountsSQL
-from ._guard import RESERVE_BYTES, full_error
+from ._contracts import RefreshLock
+from ._guard import (
+    RESERVE_BYTES,
+    check_schema,
+    create_private,
+    full_error,
+    inspect_sqlite_file,
+    resolve_path,
+    sqlite_failure,
+)
 from ._library import LibrarySQL
 from ._notify import NotifySQL
-from ._sqlite_conn import FileRefreshLock as FileRefreshLock  # re-exported
-from ._sqlite_conn import SQLiteConnection
-from ._sqlite_conn import _split_sql as _split_sql  # re-exported
-from ._sqlite_conn import load_migrations as load_migrations  # re-exported
+from ._queries import Dialect, load_migrations, split_statements
+from ._rows import RowLike
+from ._sql import Cursor, Tx
 from ._work import WorkSQL
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class SQLiteStore(
-    SQLiteConnection,
-    WorkSQL,
-    LibrarySQL,
-    NotifySQL,
-    AccountsSQL,
-):
-    """:class:`Store` on a local SQLite file."""
+_LISTS = (list, tuple, set, frozenset)
+
+
+def _bind(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """sqlite3 parameters: a list (tuple, set) is bound as JSON text for ``json_each``.
+
+    Most statements bind no list: their parameters pass through uncopied.
+    """
+    for value in params.values():
+        if isinstance(value, _LISTS):
+            return {
+                k: json.dumps(list(v)) if isinstance(v, _LISTS) else v for k, v in params.items()
+            }
+    return params
+
+
+class SQLiteTx(Tx):
+    """A ``BEGIN IMMEDIATE`` transaction on this thread's connection."""
+
+    def __init__(self, conn: sqlite3.Connection, queries: Mapping[str, str]) -> None:
+        super().__init__(queries)
+        self.conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any]) -> Cursor:
+        return self.conn.execute(sql, _bind(params))
+
+    def executemany(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
+        self.conn.executemany(sql, [_bind(r) for r in rows])
+
+
+class FileRefreshLock(RefreshLock):
+    """An ``flock`` on a file in ``<db>.locks/`` (through the filelock package).
+
+    A process-local mutex in front of it makes the lock exclusive between the
+    threads of one process too (filelock's own lock is reentrant).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import filelock  # only when a refresh needs the lock, not on the valid-token path
+
+        self._local = threading.Lock()
+        self._file = filelock.FileLock(path, mode=0o600, thread_local=False, poll_interval=0.005)
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        import filelock  # loaded by __init__ already
+
+        started = time.monotonic()
+        if not self._local.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        try:
+            self._file.acquire(timeout=-1 if remaining is None else remaining)
+        except filelock.Timeout:
+            self._local.release()
+            return False
+        except BaseException:
+            self._local.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        self._file.release()
+        self._local.release()
+
+
+class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
+    """:class:`~stayfresh.store.Store` on a local SQLite file."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        migrate: bool = True,
+        busy_timeout: float | None = None,
+    ) -> None:
+        """Open the database at ``path`` after checking that it is ours.
+
+        A missing file is created owner-only; an existing one is inspected
+        read-only first and refused (:class:`~stayfresh.errors.DatabaseRefused`,
+        the file untouched: bytes, mode and times) unless it is empty or a
+        stayfresh database this version knows. Only then is it made 0600.
+        ``busy_timeout``: seconds to wait for another writer (default
+        ``STAYFRESH_BUSY_TIMEOUT`` or 30).
+        """
+        given = Path(path).expanduser().absolute()
+        self.busy_timeout = _guard.busy_timeout(busy_timeout)
+        self.path = resolve_path(given)
+        self.location = str(self.path)
+        self.lock_dir = Path(str(self.path) + ".locks")
+        self._local = threading.local()
+        self._locks: dict[str, FileRefreshLock] = {}
+        self._locks_guard = threading.Lock()
+        try:
+            create_private(self.path)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise full_error(self.location) from None
+            raise
+        known = load_migrations("sqlite")[-1][0]
+        applied = inspect_sqlite_file(self.path, given, known, self.busy_timeout)
+        if os.name == "posix" and stat.S_IMODE(self.path.stat().st_mode) != 0o600:
+            os.chmod(self.path, 0o600)  # ours (or empty): it is about to hold secrets
+        if migrate:
+            self.migrate(seen=applied)
+
+    # -- connections -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """Turn SQLite's environment failures (busy, disk full, corrupt) into typed errors."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            typed = sqlite_failure(exc, self.location, self.busy_timeout)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            with self._typed_errors():
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+                try:
+                    conn.row_factory = sqlite3.Row
+                    # the journal mode is stored in the file: set it once, not on every open
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=FULL")
+                    conn.execute("PRAGMA foreign_keys=ON")
+                except BaseException:
+                    conn.close()
+                    raise
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``).
+
+        A failed COMMIT (disk full) rolls back, so the thread's connection is
+        clean for the next call.
+        """
+        with self._typed_errors():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def transact(self, body: Callable[[Tx], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; its result once committed."""
+        with self._write() as conn:
+            return body(SQLiteTx(conn, self.queries))
+
+    def select(self, name: str, /, **params: Any) -> list[RowLike]:
+        """One named read outside any explicit transaction."""
+        with self._typed_errors():
+            rows: list[RowLike] = self._conn().execute(self.queries[name], _bind(params)).fetchall()
+            return rows
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
+
+    # -- migrations ------------------------------------------------------------
+
+    def _applied(self) -> set[int]:
+        with self._typed_errors():
+            conn = self._conn()
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'"
+            ).fetchone():
+                return set()
+            return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+
+    def migrate(self, *, seen: set[int] | None = None) -> int:
+        """Apply every migration not yet applied; safe when processes race.
+
+        Reads first and writes only when something is missing: a current
+        database is opened without taking the write lock. ``seen`` is what
+        the opening check already read (applied versions only ever grow, so a
+        complete set needs no second look).
+        """
+        migrations = load_migrations("sqlite")
+        applied = self._applied() if seen is None else seen
+        check_schema(applied, migrations[-1][0], self.location)
+        pending = [m for m in migrations if m[0] not in applied]
+        if not pending:
+            return max(applied)
+        with self._write() as tx:
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+        for version, name, sql in pending:
+            with self._write() as tx:
+                done = tx.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                ).fetchone()
+                if done:
+                    continue
+                log.info("applying migration %s to %s", name, self.location)
+                for statement in split_statements(sql):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+        return self.schema_version()
+
+    # -- per-account files -----------------------------------------------------
+
+    def named_lock(self, name: str) -> RefreshLock:
+        """A file lock in ``<db>.locks/``: ``refresh:<account>`` is the account's
+        ``<hash>.lock``, any other name (``notify-scheduling``) ``<name>.lock``."""
+        with self._locks_guard:
+            lock = self._locks.get(name)
+            if lock is None:
+                self.lock_dir.mkdir(mode=0o700, exist_ok=True)
+                account = name.removeprefix("refresh:")
+                path = (
+                    self._account_file(account, ".lock")
+                    if account != name
+                    else self.lock_dir / f"{name}.lock"
+                )
+                lock = self._locks[name] = FileRefreshLock(path)
+            return lock
+
+    def _account_file(self, name: str, suffix: str) -> Path:
+        """``<db>.locks/<hash of name><suffix>``: per-account files, named without the name."""
+        return self.lock_dir / (hashlib.sha256(name.encode()).hexdigest()[:24] + suffix)
+
+    # -- what only a file needs ---------------------------------------------------
 
     def _scrubbed(self, write: Callable[[], bool]) -> bool:
         """``secure_delete`` zeroes the bytes this write frees; ``VACUUM`` then rebuilds

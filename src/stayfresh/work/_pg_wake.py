@@ -53,15 +53,10 @@ class PgWaker(Waker):
 
     def notify(self) -> int:
         try:
-            rows = self.store.read(
-                "SELECT pg_notify(%s, '') IS NULL AS sent, (SELECT count(*) FROM pg_stat_activity"
-                " WHERE application_name = %s AND datname = current_database()) AS n",
-                (self.store.wake_channel, APPLICATION_NAME),
-            )
+            return int(self.store.wake_runners(APPLICATION_NAME))
         except Exception as exc:  # a wake-up is best effort: the runner's timer still fires
             log.warning("could not wake runners: %s", exc)
             return 0
-        return int(rows[0]["n"])
 
 
 class PgListener(WakeListener):
