@@ -14,6 +14,11 @@ PACKAGES = [
     "stayfresh.work",
     "stayfresh.jobs",
     "stayfresh.notify",
+    "stayfresh.audible",
+    "stayfresh.jobs.sources",
+    "stayfresh.jobs.internal",
+    "stayfresh.tokens.internal",
+    "stayfresh.work.internal",
 ]
 
 

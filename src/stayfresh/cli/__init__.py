@@ -1,14 +1,14 @@
 """The ``stayfresh`` command line.
 
-The composition point: which module defines each command (loaded only when
-that command runs, or when ``--help`` lists them) and the start-up hooks
-every command runs.
+Which module defines each command (loaded only when that command runs, or
+when ``--help`` lists them). Importing this package wires nothing: the root
+command calls :func:`stayfresh._wiring.install` (the one composition point)
+and runs the notification foreground layer when a command opens its database.
 """
 
 from __future__ import annotations
 
-from ._app import ON_STORE_OPEN, add_db_option_everywhere, cli
-from ._foreground import foreground_layer
+from ._app import add_db_option_everywhere, cli
 
 # command name -> the modules that attach it (and its subcommands) to ``cli``
 _COMMANDS: dict[str, tuple[str, ...]] = {
@@ -31,10 +31,6 @@ cli.lazy_commands(
     {name: tuple(f"{__name__}.{m}" for m in modules) for name, modules in _COMMANDS.items()}
 )
 add_db_option_everywhere(cli)
-
-# the notification foreground layer runs whenever a command opens its database
-if foreground_layer not in ON_STORE_OPEN:
-    ON_STORE_OPEN.append(foreground_layer)
 
 __all__ = ["cli", "main"]
 

@@ -20,7 +20,7 @@ def parse_when(value: str | None) -> dt.datetime | None:
     """``--expires-at``: any expiry format stayfresh reads, or ``+90m``-style offsets."""
     if value is None:
         return None
-    from ..tokens._expiry import parse_expiry_input
+    from ..tokens.internal import parse_expiry_input
 
     try:
         return parse_expiry_input(value, dt.datetime.now(dt.UTC))
@@ -177,7 +177,7 @@ def account_show(ctx: Context, name: str, as_json: bool) -> None:
 @pass_ctx
 def account_remove(ctx: Context, name: str) -> None:
     """Remove account NAME, its tokens and its background works."""
-    from ..jobs import account_tag
+    from ..jobs.internal import account_tag
     from ..work import WorkManager
 
     describe(ctx.store, name)  # AccountNotFound before anything is cancelled

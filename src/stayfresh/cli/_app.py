@@ -21,8 +21,10 @@ from typing import IO, Any, ParamSpec, TypeVar
 
 import click
 
+from .._wiring import install
 from ..errors import ConfigError, ReauthRequired, StayfreshError
 from ..store import Store, open_store
+from ._foreground import foreground_layer
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,6 @@ def one_line(text: str, limit: int = MAX_ERROR_LINE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-#: called with the store the first time a command opens it; the notification
-#: foreground layer registers here ("whenever a command runs", on the right --db)
-ON_STORE_OPEN: list[Callable[[Store], None]] = []
-
-
 class Context:
     """What every command shares: the database location and the opened store."""
 
@@ -57,13 +54,8 @@ class Context:
         except OSError as exc:  # a --db path that cannot be a database here: bad input
             where = self.db or "the default database"
             raise ConfigError(f"cannot open {where}: {exc.strerror or exc}") from None
-        for hook in ON_STORE_OPEN:
-            try:
-                hook(store)
-            except Exception:  # the user's command matters more than a hook
-                log.warning(
-                    "start-up hook %s failed", getattr(hook, "__name__", hook), exc_info=True
-                )
+        # the notification foreground layer: "whenever a command runs", on the right --db
+        foreground_layer(store)
         return store
 
 
@@ -246,5 +238,10 @@ def add_db_option_everywhere(group: click.Group) -> None:
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, verbose: int, log_level: str | None) -> None:
     """stayfresh keeps OAuth tokens (and other time-sensitive state) fresh."""
+    if ctx.invoked_subcommand != "token":
+        # the one composition point (stayfresh._wiring). Not for `token NAME`, the hot
+        # path that loads no jobs: a reschedule it makes gets its delivery work from
+        # the daemon's next background refresh, or from the next other command
+        install()
     setup_logging(verbose, log_level)
     ctx.ensure_object(Context).db = db

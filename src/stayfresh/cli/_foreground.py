@@ -2,8 +2,8 @@
 
 Every command runs it (``stayfresh token NAME`` included, once per request in
 scripts), so this module imports only what the layer needs:
-:mod:`stayfresh.notify._refresh` and the store, not the commands, the sinks
-or the jobs.
+:func:`stayfresh.notify.on_app_start` (a lazy export: only its module loads)
+and the store, not the commands, the sinks or the jobs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import os
 
 from ..errors import StayfreshError
-from ..notify._refresh import on_app_start
+from ..notify import on_app_start
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 def foreground_layer(store: Store) -> None:
     """The foreground layer for this command: reschedule if 4 hours have passed.
 
-    Registered in :data:`~stayfresh.cli._app.ON_STORE_OPEN` by ``cli/__init__``,
-    so it runs once per command, on the database the command uses, when the
-    command first opens it. Off with ``STAYFRESH_NOTIFY_FOREGROUND=0``. Errors
+    Called by the CLI's context (``cli._app.Context.store``), so it runs once
+    per command, on the database the command uses, when the command first
+    opens it. Off with ``STAYFRESH_NOTIFY_FOREGROUND=0``. Errors
     are logged, never raised.
     """
     if os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":

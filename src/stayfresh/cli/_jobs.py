@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..jobs import apply_settings, collect_status, load_settings, logout, save_setting
-from ..jobs._lifecycle import ScheduleChange
-from ..jobs._settings import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX
+from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange
 from ..work import format_duration
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 

@@ -33,20 +33,12 @@ from rich.progress import (
 from rich.table import Table
 
 from ..errors import AccountNotFound, ConfigError
-from ..jobs import (
-    JsonSource,
-    LibraryError,
-    LibrarySync,
-    SyncProgress,
-    enqueue_download,
-    run_work_inline,
-)
-from ..jobs._inline import lease_holder
-from ..jobs._license import _safe
-from ..jobs._lifecycle import download_work_name
+from ..jobs import LibraryError, LibrarySync, SyncProgress, enqueue_download
+from ..jobs.internal import download_work_name
+from ..jobs.sources import JsonSource, safe_filename
 from ..store import Store
 from ..tokens import Account, Keeper, set_default_keeper
-from ..work import WorkInfo, WorkManager, WorkState
+from ..work import WorkInfo, WorkManager, WorkState, lease_holder, run_work_inline
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._params import ITEM_ID
 
@@ -267,7 +259,8 @@ def _interrupted(store: Store, work_id: str) -> NoReturn:
     data = row.input if row is not None else {}
     folder, item_id = Path(str(data.get("dest") or ".")), str(data.get("item_id") or "")
     parts = sorted(
-        folder.glob(f".{glob.escape(_safe(item_id))}.*.part"), key=lambda p: p.stat().st_mtime
+        folder.glob(f".{glob.escape(safe_filename(item_id))}.*.part"),
+        key=lambda p: p.stat().st_mtime,
     )
     kept = "no partial file yet"
     if parts:

@@ -14,9 +14,17 @@ import click
 from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..store import Store
-from ..tokens import AMAZON_LOCALES, DevicePrompt, NewAccount, describe, login_browser, login_device
-from ..tokens._import import _MAX_FILE as MAX_ACCOUNT_FILE
-from ..tokens._import import import_account, read_import_file
+from ..tokens import (
+    AMAZON_LOCALES,
+    DevicePrompt,
+    NewAccount,
+    describe,
+    import_account,
+    login_browser,
+    login_device,
+    read_import_file,
+)
+from ..tokens.internal import MAX_IMPORT_FILE as MAX_ACCOUNT_FILE
 from ._accounts import account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._params import Duration

@@ -1,6 +1,6 @@
 """``stayfresh notify …``: reminders, the window, sinks, the two layers, status.
 
-:func:`foreground_layer` (in ``_foreground``, registered by ``cli/__init__``)
+:func:`foreground_layer` (in ``_foreground``, called by ``_app.Context.store``)
 is the foreground layer of the CLI: every command runs it when it first opens
 its database, so "the program starts or a command runs" reschedules when 4
 hours have passed. It costs one read when nothing is due and never fails the
@@ -19,6 +19,7 @@ import click
 
 from .. import jobs, notify
 from ..errors import ConfigError
+from ..jobs import internal as jobs_internal
 from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._foreground import foreground_layer as foreground_layer  # re-exported
@@ -208,7 +209,7 @@ def notify_refresh(ctx: Context, as_json: bool) -> None:
 def notify_deliver(ctx: Context, as_json: bool) -> None:
     """Deliver what is due now, in this process (the daemon does this by itself)."""
     report = notify.deliver_due(ctx.store)
-    jobs.schedule_delivery(ctx.store, time.time())
+    jobs_internal.schedule_delivery(ctx.store, time.time())
     if as_json:
         echo_json(report.to_json())
         return

@@ -83,7 +83,7 @@ TAG = Checked("tag", lambda value: _check_work_name(value, "tag"))
 
 def _check_work_name(value: object, what: str = "work name") -> str:
     # imported here: the work engine is not needed by commands that only read tokens
-    from ..work._model import check_work_name
+    from ..work.internal import check_work_name
 
     return check_work_name(value, what)
 

@@ -12,14 +12,17 @@ from typing import Any
 
 import click
 
-from ..work._constraints import (
+from ..work.internal import (
     SETTING_PREFIX,
     DeviceProbe,
+    install_service,
     overrides_from_store,
     read_device_state,
+    render_service,
+    service_status,
     set_override,
+    uninstall_service,
 )
-from ..work._service import install_service, render_service, service_status, uninstall_service
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 
 # -- service -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class ApiJob(Generic[P]):
             self._client = new_client(self.timeout)
         return self._client
 
-    def _call(
+    def call(
         self,
         method: str,
         url: str | httpx2.URL,
@@ -97,16 +97,16 @@ class ApiJob(Generic[P]):
             raise AccountNotFound(f"no account named {name!r}")
         return Account.from_row(row)
 
-    def _auth(self, account: Account) -> dict[str, str]:
+    def auth_headers(self, account: Account) -> dict[str, str]:
         """The provider's auth headers for a token valid for ``threshold``.
 
         The access token sent is remembered, so that a 401 can name it
-        (:meth:`_rejected`)."""
+        (:meth:`rejected`)."""
         tokens = self.keeper.ensure_valid_token(account.name, self.threshold).tokens
         self._sent = tokens.access_token
         return get_provider(account.provider).auth_headers(tokens)
 
-    def _rejected(self, account: Account) -> None:
+    def rejected(self, account: Account) -> None:
         """The API answered 401 to the token last sent: refresh, once for everyone.
 
         The keeper refreshes only if that token is still the stored one, and

@@ -8,9 +8,9 @@ dropped connection here, a killed process, a retried work — continues from
 the bytes already on disk with an HTTP ``Range`` request. The size is checked
 against what the license and the server announced, and only a complete file
 is moved into place (``os.replace``), so the destination never holds a
-partial file. Files are saved as delivered: no DRM is removed. For Audible
-the license answer (the voucher needed to play an ``.aaxc``) is saved beside
-the file, owner-only.
+partial file. Files are saved as delivered: no DRM is removed. A license
+that carries a voucher (Audible's, needed to play an ``.aaxc``:
+:mod:`stayfresh.audible`) has it saved beside the file, owner-only.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx2
 
 from .._http import stream
-from .._retry import parse_retry_after
 from ..errors import (
     AccountNotFound,
     ConfigError,
@@ -38,20 +36,19 @@ from ..errors import (
     ResponseTooLarge,
     TransientError,
 )
-from ..tokens import DEFAULT_THRESHOLD, Account, Keeper
-from ..work import Constraints, Result, WorkerContext, WorkManager, WorkRequest, register_worker
+from ..tokens import DEFAULT_THRESHOLD, Keeper
+from ..work import Constraints, Result, WorkerContext, WorkManager, WorkRequest
 from ._api import ATTEMPTS, ApiJob
 from ._library import SyncInterrupted, context_keeper
 from ._license import (
     ContentLicense,
     announced_sha256,
     announced_total,
-    audible_license,
     content_range,
     json_license,
 )
 from ._lifecycle import DOWNLOAD_WORKER, account_tag, download_work_name
-from ._sources import LibraryError, api_base
+from ._sources import LibraryError, source_factory
 
 log = logging.getLogger(__name__)
 
@@ -137,54 +134,20 @@ class Downloader(ApiJob[DownloadProgress]):
     # -- the license -----------------------------------------------------------------
 
     def get_content_license(self, name: str, item_id: str) -> ContentLicense:
-        """Ask the account's API where ``item_id``'s file is (token ensured first)."""
+        """Ask the account's API where ``item_id``'s file is (token ensured first).
+
+        The account's library source says how (:meth:`LibrarySource.content_license`);
+        a source without that method uses the account's ``download_url``.
+        """
         self.keeper.ensure_valid_token(name, self.threshold)
         account = self._account(name)
-        source = account.config.get("library_source") or (
-            "audible" if account.provider == "amazon" else "json"
-        )
-        if source == "audible":
-            return self._audible_license(account, item_id)
-        return json_license(account, item_id)
+        ask = getattr(source_factory(account), "content_license", None)
+        if ask is None:
+            return json_license(account, item_id)
+        found: ContentLicense = ask(self, account, item_id)
+        return found
 
-    def _audible_license(self, account: Account, asin: str) -> ContentLicense:
-        url = f"{api_base(account)}/1.0/content/{quote(asin, safe='')}/licenserequest"
-        body = {
-            "consumption_type": "Download",
-            "supported_drm_types": ["Adrm", "Mpeg"],
-            "quality": "High",
-            "response_groups": "content_reference,certificate",
-        }
-        forced = False
-        for attempt in range(1, self.attempts + 1):
-            wait: float | None = None
-            try:
-                response = self._call(
-                    "POST", url, headers={"Accept": "application/json"},
-                    credentials=self._auth(account), json=body,
-                )  # fmt: skip
-            except TransientError as exc:  # network trouble or the deadline
-                problem = f"license request failed: {exc}"
-            else:
-                if response.status_code == 401 and not forced:
-                    self._rejected(account)
-                    forced = True
-                    continue
-                if response.status_code == 429 or response.status_code >= 500:
-                    problem = f"license request answered {response.status_code}"
-                    now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-                    wait = parse_retry_after(response.headers.get("retry-after"), now)
-                elif response.status_code >= 400:
-                    text = response.content[:200].decode("utf-8", "replace")
-                    raise LibraryError(
-                        f"license for {asin} refused ({response.status_code}): {text}"
-                    )
-                else:
-                    return audible_license(asin, response.content)
-            self._pause(attempt, problem, wait)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pause(self, attempt: int, problem: str, wait: float | None = None) -> None:
+    def pause(self, attempt: int, problem: str, wait: float | None = None) -> None:
         """Wait before attempt ``attempt + 1`` (at least ``wait``, the server's
         Retry-After); raise TransientError after the last one."""
         if attempt >= self.attempts:
@@ -231,7 +194,7 @@ class Downloader(ApiJob[DownloadProgress]):
             headers = {"Accept-Encoding": "identity"}
             if have:
                 headers["Range"] = f"bytes={have}-"
-            auth = self._auth(account) if lic.authenticated else {}
+            auth = self.auth_headers(account) if lic.authenticated else {}
             problem: str | None = None
             try:
                 status, total, sent_digest, problem = self._transfer(
@@ -247,7 +210,7 @@ class Downloader(ApiJob[DownloadProgress]):
                 expected = total if total is not None else expected
                 continue
             if status == 401 and lic.authenticated and not forced:
-                self._rejected(account)
+                self.rejected(account)
                 forced = True
                 continue
             if status in (401, 403, 410) and not relicensed:
@@ -265,7 +228,7 @@ class Downloader(ApiJob[DownloadProgress]):
                     problem = f"{item_id}: transfer ended early at {_size(part)} bytes"
             if problem is not None:
                 failures += 1
-                self._pause(failures, problem)
+                self.pause(failures, problem)
         size = _size(part)
         if lic.size is not None and size != lic.size:
             _truncate(part)
@@ -410,7 +373,6 @@ def download_book(
         downloader.close()
 
 
-@register_worker(DOWNLOAD_WORKER)
 def download_worker(ctx: WorkerContext) -> Result:
     """Input ``{"account", "item_id", "dest"}``; output the saved path and size."""
     account, item_id, dest = (str(ctx.input.get(k) or "") for k in ("account", "item_id", "dest"))

@@ -35,9 +35,9 @@ from ..errors import (
 )
 from ..store import LibrarySyncRow, NewLibraryItem
 from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper
-from ..work import Result, WorkerContext, register_worker
+from ..work import Result, WorkerContext
 from ._api import ApiJob
-from ._lifecycle import LIBRARY_SYNC_WORKER, library_sync_work_name
+from ._lifecycle import library_sync_work_name
 from ._sources import LibraryError, LibrarySource, Page, Position, source_for
 from ._token_refresh import work_keeper
 
@@ -264,15 +264,13 @@ class LibrarySync(ApiJob[SyncProgress]):
         forced = False
         failures = 0
         while True:
-            auth = self._auth(account)
+            auth = self.auth_headers(account)
             request = source.page_request(position, auth)
             wait: float | None = None
             try:
                 # merged by hand: httpx2 replaces a URL's own query with ``params``
                 url = httpx2.URL(request.url).copy_merge_params(request.params)
-                response = self._call(
-                    request.method, url, headers=request.headers, credentials=auth
-                )
+                response = self.call(request.method, url, headers=request.headers, credentials=auth)
                 body = response.content
             except TransientError as exc:  # network trouble or the deadline
                 problem = str(exc)
@@ -282,7 +280,7 @@ class LibrarySync(ApiJob[SyncProgress]):
                     log.info(
                         "%s: page %d answered 401; forcing a refresh", account.name, position.page
                     )
-                    self._rejected(account)
+                    self.rejected(account)
                     forced = True
                     continue
                 if status == 401:
@@ -332,7 +330,6 @@ def sync_library(account: str, *, keeper: Keeper | None = None, **options: Any) 
         syncer.close()
 
 
-@register_worker(LIBRARY_SYNC_WORKER)
 def library_sync_worker(ctx: WorkerContext) -> Result:
     """The engine's entry: input ``{"account": NAME}``; output the sync's stats."""
     account = str(ctx.input.get("account") or "")

@@ -1,16 +1,16 @@
 """Content licenses: where an item's file is and what must be kept beside it.
 
 Pure reading of what the APIs answer, apart from the I/O in
-:mod:`._download`. Audible answers ``licenserequest`` with a signed CDN URL,
-the file size and the voucher needed to play an ``.aaxc``; the generic JSON
-source has no license call, only a ``download_url`` template.
+:mod:`._download`. The generic JSON source has no license call, only a
+``download_url`` template; a source with a license call (Audible's
+``licenserequest``, in :mod:`stayfresh.audible`) returns a
+:class:`ContentLicense` from :meth:`~._sources.LibrarySource.content_license`.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +20,6 @@ import httpx2
 
 from ..errors import ConfigError
 from ..tokens import Account
-from ._sources import LibraryError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -57,28 +56,8 @@ def json_license(account: Account, item_id: str) -> ContentLicense:
     same_host = urlsplit(url).netloc == library.netloc
     suffix = Path(urlsplit(url).path).suffix or ".bin"
     return ContentLicense(
-        item_id=item_id, url=url, size=None, filename=_safe(item_id) + suffix,
+        item_id=item_id, url=url, size=None, filename=safe_filename(item_id) + suffix,
         authenticated=same_host,
-    )  # fmt: skip
-
-
-def audible_license(asin: str, body: bytes) -> ContentLicense:
-    """Read Audible's ``licenserequest`` answer (the whole answer is kept as the voucher)."""
-    try:
-        data = json.loads(body)
-        lic = data["content_license"]
-        status = lic.get("status_code")
-        if status != "Granted":
-            raise LibraryError(f"license for {asin} not granted: {status} {lic.get('message', '')}")
-        meta = lic["content_metadata"]
-        url = str(meta["content_url"]["offline_url"])
-        size = meta.get("content_reference", {}).get("content_size_in_bytes")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LibraryError(f"unreadable license answer for {asin}: {exc!r}") from None
-    suffix = ".mp3" if lic.get("drm_type") == "Mpeg" else ".aaxc"
-    return ContentLicense(
-        item_id=asin, url=url, size=int(size) if size is not None else None,
-        filename=_safe(asin) + suffix, voucher=body,
     )  # fmt: skip
 
 
@@ -133,7 +112,7 @@ _REPR_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):", re.IGN
 _LEGACY_DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*([A-Za-z0-9+/=]+)", re.IGNORECASE)
 
 
-def _safe(name: str) -> str:
+def safe_filename(name: str) -> str:
     """A file name from an item id: no separators, no leading dot."""
     cleaned = "".join(c if c.isalnum() or c in "-_.@+" else "_" for c in name).lstrip(".")
     return cleaned or "item"

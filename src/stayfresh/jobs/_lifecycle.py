@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ..errors import AccountNotFound
 from ..store import Store
-from ..tokens._model import SECRET_CONFIG_KEYS
+from ..tokens.internal import SECRET_CONFIG_KEYS
 from ..work import (
     Constraints,
     ExistingPeriodicWorkPolicy,

@@ -3,8 +3,10 @@
 :mod:`stayfresh.notify` never imports the work engine (DESIGN.md: ``jobs`` is
 where the parts meet). Both layers' works live here and are ordinary works of
 the engine, so the daemon stays the one runner and they get durability, leases
-and at-least-once runs for free. Importing this module (``stayfresh.jobs``
-does) registers :func:`schedule_delivery` as notify's reschedule hook.
+and at-least-once runs for free. Importing this module changes nothing:
+:func:`stayfresh.jobs.install` (the CLI calls it) makes :func:`schedule_delivery`
+notify's reschedule hook, so that a foreground or manual reschedule also
+schedules delivery; the background worker schedules it itself.
 
 - **Background layer**: a unique periodic work named
   ``NOTIFICATION_REFRESH_TASK``, every 3 hours, that always reschedules.
@@ -29,9 +31,7 @@ import threading
 import time
 from typing import Any
 
-from ..notify._config import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK
-from ..notify._deliver import deliver_due
-from ..notify._refresh import add_reschedule_hook, refresh
+from ..notify import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK, deliver_due, refresh
 from ..store import Store, open_store
 from ..work import (
     ExistingPeriodicWorkPolicy,
@@ -42,7 +42,6 @@ from ..work import (
     WorkManager,
     WorkRequest,
     WorkState,
-    register_worker,
 )
 
 log = logging.getLogger(__name__)
@@ -93,10 +92,6 @@ def schedule_delivery(store: Store, now: float) -> WorkInfo | None:
     return info
 
 
-add_reschedule_hook(schedule_delivery)
-
-
-@register_worker(DELIVER_WORKER)
 def deliver_worker(ctx: WorkerContext) -> Result:
     """Deliver what is due, then schedule the delivery work for the next due moment."""
     store = _store_for(ctx)
@@ -110,7 +105,6 @@ def deliver_worker(ctx: WorkerContext) -> Result:
     return Result.success(report.to_json())
 
 
-@register_worker(REFRESH_WORKER)
 def refresh_worker(ctx: WorkerContext) -> Result:
     """ADR-007's background task: always reschedule; a failure is retried with backoff."""
     store = _store_for(ctx)
@@ -119,6 +113,8 @@ def refresh_worker(ctx: WorkerContext) -> Result:
     if outcome.status == "failed":
         log.error("BACKGROUND_TASK: failed to refresh notifications: %s", outcome.error)
         return Result.retry()
+    if outcome.ran:  # explicit, so a runner without the reschedule hook still delivers
+        schedule_delivery(store, time.time())
     return Result.success(outcome.to_json())
 
 

@@ -6,7 +6,7 @@ import collections
 import datetime as dt
 from typing import Any
 
-from ..notify._config import NotifyConfig
+from ..notify import NotifyConfig
 from ..store import Store
 from ._notify import background_work, pending_delivery_works
 

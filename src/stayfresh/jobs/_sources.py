@@ -5,30 +5,35 @@ and never sees a token store — the sync loop (:mod:`._library`) sends the
 request with headers from the keeper, retries, and commits. That keeps the
 one path to tokens in one place and makes a source easy to write and test.
 
-Two sources ship: the Audible library API, and a generic JSON source that
-people with other APIs configure per account (URL template, items path, page
-or cursor parameter) without writing code. More can be added with
-:func:`register_source` or the ``stayfresh.library_sources`` entry point.
+A generic JSON source ships here, configured per account (URL template,
+items path, page or cursor parameter) without writing code; the Audible
+library source lives in :mod:`stayfresh.audible` (loaded by name when an
+account uses it). More can be added with :func:`register_source` or the
+``stayfresh.library_sources`` entry point. A source may also say where an
+item's file is (:meth:`LibrarySource.content_license`, used by downloads);
+by default it is the account's ``download_url`` template.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._input import check_text, loads_json
 from ..errors import ConfigError, StayfreshError
-from ..tokens import AMAZON_LOCALES, Account
-from ..tokens._providers import check_endpoint
+from ..tokens import Account
+from ..tokens.internal import check_endpoint
 
-#: Audible serves at most this many items per page
-AUDIBLE_MAX_PAGE = 1000
-AUDIBLE_RESPONSE_GROUPS = "contributors,media,product_attrs,product_desc,product_details"
+if TYPE_CHECKING:
+    from ._download import Downloader
+    from ._license import ContentLicense
+
 #: a library page nests a handful of levels; far deeper is refused before parsing
 MAX_PAGE_DEPTH = 64
 #: a next-page cursor is sent back in the URL: an opaque token, not a document
@@ -99,8 +104,21 @@ class LibrarySource(abc.ABC):
     def describe_item(self, item: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
         """(item id, title, authors) of one item; raise ValueError without an id."""
 
+    @classmethod
+    def content_license(cls, job: Downloader, account: Account, item_id: str) -> ContentLicense:
+        """Where ``item_id``'s file is: by default the account's ``download_url`` template.
 
-def _json(body: bytes) -> Any:
+        A class method, so a download needs no page settings; ``job`` is the
+        downloader, for sources whose API has a license call
+        (:meth:`~stayfresh.jobs.Downloader.call` with
+        :meth:`~stayfresh.jobs.Downloader.auth_headers`).
+        """
+        from ._license import json_license
+
+        return json_license(account, item_id)
+
+
+def read_json(body: bytes) -> Any:
     """The page's JSON; ValueError (a bad page, retried) for anything else.
 
     The body's size is bounded by the HTTP read; its nesting is bounded here,
@@ -109,7 +127,7 @@ def _json(body: bytes) -> Any:
     return loads_json(body, "the answer", max_bytes=None, max_depth=MAX_PAGE_DEPTH)
 
 
-def _items(data: Any, where: str) -> list[Mapping[str, Any]] | None:
+def item_list(data: Any, where: str) -> list[Mapping[str, Any]] | None:
     """The item list at ``where``, or None; ValueError if an item is not an object."""
     items = dig(data, where)
     if not isinstance(items, list):
@@ -159,85 +177,11 @@ def _config_int(value: Any, key: str, minimum: int) -> int:
     return number
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value is not None and value != "" else None
     except (TypeError, ValueError, OverflowError):  # OverflowError: a 1e400 total
         return None
-
-
-class AudibleSource(LibrarySource):
-    """``GET {api}/1.0/library?num_results=&page=&response_groups=``.
-
-    The API base is ``https://api.audible.<tld>`` for the account's locale, or
-    the account's ``api_url`` (local servers, tests). The total comes from the
-    ``total-count`` header; the last page is the one that reaches it (or a
-    short page when the header is missing).
-    """
-
-    name = "audible"
-
-    def __init__(self, account: Account) -> None:
-        cfg = account.config
-        self.base = api_base(account)
-        self.page_size = int(cfg.get("library_page_size") or AUDIBLE_MAX_PAGE)
-        if not 1 <= self.page_size <= AUDIBLE_MAX_PAGE:
-            raise ConfigError(f"library_page_size must be 1..{AUDIBLE_MAX_PAGE}")
-        self.response_groups = str(cfg.get("response_groups") or AUDIBLE_RESPONSE_GROUPS)
-
-    @property
-    def identity(self) -> str:
-        return f"audible {self.base}/1.0/library num_results={self.page_size}"
-
-    def page_request(self, position: Position, auth: Mapping[str, str]) -> PageRequest:
-        return PageRequest(
-            method="GET",
-            url=f"{self.base}/1.0/library",
-            params={
-                "num_results": str(self.page_size),
-                "page": str(position.page),
-                "response_groups": self.response_groups,
-            },
-            headers={"Accept": "application/json", **auth},
-        )
-
-    def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
-        data = _json(body)
-        items = _items(data, "items")
-        if items is None:
-            raise ValueError("the library answer has no items list")
-        total = _int_or_none(headers.get("total-count"))
-        pages = math.ceil(total / self.page_size) if total is not None else None
-        if pages is not None:
-            last = position.page >= pages or not items
-        else:
-            last = len(items) < self.page_size
-        return Page(
-            items=items,
-            total_items=total,
-            total_pages=pages,
-            next=None if last else Position(page=position.page + 1),
-        )
-
-    def describe_item(self, item: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
-        asin = item.get("asin")
-        if not isinstance(asin, str) or not asin:
-            raise ValueError("a library item without an asin")
-        title = item.get("title")
-        return (
-            check_text(asin, "asin"),
-            title if isinstance(title, str) else None,
-            join_names(item.get("authors")),
-        )
-
-
-def api_base(account: Account) -> str:
-    """The Audible API base of ``account``: its ``api_url``, or the locale's host."""
-    override = account.config.get("api_url")
-    if override:
-        return check_endpoint(str(override)).rstrip("/")
-    tld = AMAZON_LOCALES.get(str(account.config.get("locale") or "us"), "com")
-    return f"https://api.audible.{tld}"
 
 
 class JsonSource(LibrarySource):
@@ -305,15 +249,15 @@ class JsonSource(LibrarySource):
         )
 
     def parse_page(self, position: Position, headers: Mapping[str, str], body: bytes) -> Page:
-        data = _json(body)
-        items = _items(data, self.items_path)
+        data = read_json(body)
+        items = item_list(data, self.items_path)
         if items is None:
             raise LibraryError(f"no item list at {self.items_path or '(the answer)'!r}")
         total = None
         if self.total_path:
-            total = _int_or_none(dig(data, str(self.total_path)))
+            total = int_or_none(dig(data, str(self.total_path)))
         elif self.total_header:
-            total = _int_or_none(headers.get(str(self.total_header).lower()))
+            total = int_or_none(headers.get(str(self.total_header).lower()))
         pages = math.ceil(total / self.page_size) if total is not None else None
         following: Position | None
         if self.mode == "cursor":
@@ -342,7 +286,9 @@ class JsonSource(LibrarySource):
 
 
 SourceFactory = Callable[[Account], LibrarySource]
-_sources: dict[str, SourceFactory] = {"audible": AudibleSource, "json": JsonSource}
+_sources: dict[str, SourceFactory] = {"json": JsonSource}
+#: sources that ship with stayfresh outside this module, loaded when an account names them
+_SHIPPED = {"audible": "stayfresh.audible:AudibleSource"}
 
 
 def register_source(name: str, factory: SourceFactory) -> None:
@@ -350,21 +296,37 @@ def register_source(name: str, factory: SourceFactory) -> None:
     _sources[name] = factory
 
 
+def source_name(account: Account) -> str:
+    """The account's source name: ``library_source`` if set, else ``audible`` for
+    Amazon accounts and ``json`` for the others."""
+    return str(
+        account.config.get("library_source")
+        or ("audible" if account.provider == "amazon" else "json")
+    )
+
+
+def source_factory(account: Account) -> SourceFactory:
+    """What makes the account's source (a :class:`LibrarySource` class, usually)."""
+    name = source_name(account)
+    factory = _sources.get(name)
+    if factory is None and name in _SHIPPED:
+        module, _, attr = _SHIPPED[name].partition(":")
+        factory = _sources[name] = getattr(importlib.import_module(module), attr)
+    if factory is None:
+        for ep in entry_points(group="stayfresh.library_sources"):
+            if ep.name == name:
+                factory = ep.load()
+                _sources[name] = factory
+                break
+    if factory is None:
+        known = ", ".join(sorted({*_sources, *_SHIPPED}))
+        raise ConfigError(f"unknown library source {name!r} (one of {known})")
+    return factory
+
+
 def source_for(account: Account) -> LibrarySource:
     """The account's source: ``library_source`` if set, else Audible for Amazon accounts.
 
     Accounts of other providers use the JSON source once it is configured.
     """
-    name = account.config.get("library_source") or (
-        "audible" if account.provider == "amazon" else "json"
-    )
-    factory = _sources.get(str(name))
-    if factory is None:
-        for ep in entry_points(group="stayfresh.library_sources"):
-            if ep.name == name:
-                factory = ep.load()
-                _sources[str(name)] = factory
-                break
-    if factory is None:
-        raise ConfigError(f"unknown library source {name!r} (one of {', '.join(sorted(_sources))})")
-    return factory(account)
+    return source_factory(account)(account)

@@ -49,8 +49,8 @@ from ..errors import (
 )
 from ..store import Store, open_store
 from ..tokens import Account, Keeper, default_keeper, refresh_deadline
-from ..tokens._model import secret_prefix
-from ..work import Result, WorkerContext, register_worker
+from ..tokens.internal import secret_prefix
+from ..work import Result, WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,6 @@ def _after_quiet_failure(keeper: Keeper, name: str) -> Result:
     return Result.retry()
 
 
-@register_worker(TOKEN_REFRESH_WORKER)
 def token_refresh_worker(ctx: WorkerContext) -> Result:
     """The registered worker: input ``{"account": NAME}``."""
     name = ctx.input.get("account")

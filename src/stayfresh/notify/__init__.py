@@ -13,8 +13,9 @@ both through one cross-process lock (:func:`with_scheduling_lock`: skip, not
 queue). The daemon delivers each notification at its time through the
 configured sinks (log, Apprise URLs, desktop), recorded so it is never sent
 twice. This package never imports the work engine: the works of both layers
-and of delivery live in :mod:`stayfresh.jobs`, which registers itself as the
-reschedule hook when imported (applications that embed the layers import it).
+and of delivery live in :mod:`stayfresh.jobs`; :func:`stayfresh.jobs.install`
+(called by the CLI; applications that embed the layers call it once) makes
+every reschedule also schedule delivery, through :func:`add_reschedule_hook`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if _typing.TYPE_CHECKING:
         Decision,
         LockResult,
         RefreshOutcome,
+        add_reschedule_hook,
         on_app_start,
         refresh,
         refresh_decision,
@@ -67,6 +69,7 @@ else:
             "Decision": "._refresh",
             "LockResult": "._refresh",
             "RefreshOutcome": "._refresh",
+            "add_reschedule_hook": "._refresh",
             "on_app_start": "._refresh",
             "refresh": "._refresh",
             "refresh_decision": "._refresh",
@@ -109,6 +112,7 @@ __all__ = [
     "WindowBudgetExceeded",
     "WindowPlan",
     "WorkBudget",
+    "add_reschedule_hook",
     "check_target",
     "compile_rule",
     "compute_window",

@@ -19,8 +19,7 @@ import warnings
 from typing import Any
 
 from ..errors import ConfigError, StayfreshError
-from ..store import SinkRow
-from ..store._notify_base import DEFAULT_SINK_ID
+from ..store import DEFAULT_SINK_ID, SinkRow
 
 log = logging.getLogger(__name__)
 #: the log sink writes here, at WARNING, so a daemon shows reminders at the default log level

@@ -6,6 +6,7 @@ import typing as _typing
 
 # the real imports for type checkers; at run time each name loads on first use (PEP 562)
 if _typing.TYPE_CHECKING:
+    from ..audible import AMAZON_LOCALES, AmazonProvider
     from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
     from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
     from ._default import (
@@ -22,8 +23,6 @@ if _typing.TYPE_CHECKING:
     from ._login_device import DevicePrompt, login_device
     from ._model import Account, TokenResult, TokenSet
     from ._providers import (
-        AMAZON_LOCALES,
-        AmazonProvider,
         OAuth2Provider,
         OIDCProvider,
         Provider,
@@ -69,8 +68,9 @@ else:
             "Account": "._model",
             "TokenResult": "._model",
             "TokenSet": "._model",
-            "AMAZON_LOCALES": "._providers",
-            "AmazonProvider": "._providers",
+            # the Amazon provider belongs to the Audible client: loaded from there on first use
+            "AMAZON_LOCALES": "..audible",
+            "AmazonProvider": "..audible",
             "OAuth2Provider": "._providers",
             "OIDCProvider": "._providers",
             "Provider": "._providers",

@@ -4,7 +4,9 @@ Providers are pure: they build a :class:`RefreshRequest` and turn a response
 (status, headers, body) into a :class:`TokenSet` or a typed error. The keeper
 does the I/O, so the same provider serves the sync and the async driver.
 Third-party providers register under the ``stayfresh.providers`` entry point
-group (a :class:`Provider` subclass or instance).
+group (a :class:`Provider` subclass or instance). The built-in ``amazon``
+provider (Audible's token exchange) lives in :mod:`stayfresh.audible` and is
+loaded by name the first time an account uses it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import dataclasses
 import datetime as dt
 import email.utils
+import importlib
 import ipaddress
 import logging
 import re
@@ -28,7 +31,6 @@ from ._model import TokenSet
 from ._syntax import (
     B64TOKEN,
     BEARER,
-    VISIBLE_ASCII,
     VSCHAR,
     json_body,
     one_line,
@@ -39,17 +41,6 @@ from ._syntax import (
 log = logging.getLogger(__name__)
 
 UTC = dt.UTC
-
-#: Audible marketplaces: locale → Amazon top-level domain (audible package's table)
-AMAZON_LOCALES: dict[str, str] = {
-    "us": "com", "uk": "co.uk", "de": "de", "fr": "fr", "ca": "ca", "it": "it",
-    "au": "com.au", "in": "in", "jp": "co.jp", "es": "es", "br": "com.br",
-}  # fmt: skip
-#: where Amazon accounts refresh: ``audible`` for accounts from before Amazon sign-in
-#: (the audible package's ``with_username``), ``amazon`` for all others
-AMAZON_TOKEN_HOSTS = ("amazon", "audible")
-#: the app version the audible package sends
-AMAZON_APP_VERSION = "4.60"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -330,62 +321,10 @@ class OIDCProvider(OAuth2Provider):
         return cfg
 
 
-class AmazonProvider(Provider):
-    """Amazon's token exchange as used by Audible (the ``audible`` package's request)."""
-
-    name = "amazon"
-    access_token_syntax = VISIBLE_ASCII  # "Atna|…": a '|' is outside RFC 6750's b64token
-
-    def normalize_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        cfg = super().normalize_config(config)
-        locale = str(cfg.get("locale") or "us").lower()
-        if locale not in AMAZON_LOCALES:
-            raise ConfigError(
-                f"unknown Amazon locale {locale!r} (one of {', '.join(AMAZON_LOCALES)})"
-            )
-        cfg["locale"] = locale
-        cfg["token_host"] = self._token_host(cfg)
-        return cfg
-
-    @staticmethod
-    def _token_host(config: Mapping[str, Any]) -> str:
-        host = str(config.get("token_host") or "amazon").lower()
-        if host not in AMAZON_TOKEN_HOSTS:
-            raise ConfigError(f"unknown token host {host!r} (amazon or audible)")
-        return host
-
-    def token_url(self, config: Mapping[str, Any]) -> str:
-        """``api.<host>.<tld>``: ``audible`` for pre-Amazon accounts, as the audible package does."""
-        if config.get("token_url"):
-            return check_endpoint(str(config["token_url"]))
-        tld = AMAZON_LOCALES[str(config.get("locale") or "us")]
-        return f"https://api.{self._token_host(config)}.{tld}/auth/token"
-
-    def refresh_request(self, config: Mapping[str, Any], refresh_token: str) -> RefreshRequest:
-        data = {
-            "app_name": "Audible",
-            "app_version": AMAZON_APP_VERSION,
-            "source_token": refresh_token,
-            "requested_token_type": "access_token",
-            "source_token_type": "refresh_token",
-        }
-        return RefreshRequest(
-            url=self.token_url(config), data=data, headers={"Accept": "application/json"}
-        )
-
-    def auth_headers(self, tokens: TokenSet) -> dict[str, str]:
-        # the audible package sends the token in x-amz-access-token today
-        return {"x-amz-access-token": tokens.access_token or ""}
-
-    def is_reauth(self, status: int, error: str | None, description: str | None) -> bool:
-        if error in ("invalid_grant", "InvalidValue") and status in (400, 401):
-            return True
-        return bool(description and "invalid parameter : source_token" in description)
-
-
-_BUILTIN: dict[str, Provider] = {
-    p.name: p for p in (OAuth2Provider(), OIDCProvider(), AmazonProvider())
-}
+_BUILTIN: dict[str, Provider] = {p.name: p for p in (OAuth2Provider(), OIDCProvider())}
+#: built-in providers that live outside this module, loaded when an account names them
+#: (``amazon`` belongs to the Audible client, which the generic core does not import)
+_SHIPPED = {"amazon": "stayfresh.audible:AmazonProvider"}
 _registry: dict[str, Provider] = {}
 
 
@@ -395,17 +334,26 @@ def get_provider(name: str) -> Provider:
         return _registry[name]
     if name in _BUILTIN:
         return _BUILTIN[name]
+    if name in _SHIPPED:
+        module, _, attr = _SHIPPED[name].partition(":")
+        loaded = getattr(importlib.import_module(module), attr)
+        provider = _BUILTIN[name] = _provider(loaded, _SHIPPED[name])
+        return provider
     from importlib.metadata import entry_points  # only for plugins: slow to import
 
     for ep in entry_points(group="stayfresh.providers"):
         if ep.name == name:
-            loaded = ep.load()
-            provider = loaded() if isinstance(loaded, type) else loaded
-            if not isinstance(provider, Provider):
-                raise ConfigError(f"entry point {ep.value} is not a stayfresh Provider")
-            _registry[name] = provider
+            provider = _registry[name] = _provider(ep.load(), f"entry point {ep.value}")
             return provider
     raise ConfigError(f"unknown provider {name!r}")
+
+
+def _provider(loaded: object, what: str) -> Provider:
+    """A loaded :class:`Provider` subclass (instantiated) or instance."""
+    provider = loaded() if isinstance(loaded, type) else loaded
+    if not isinstance(provider, Provider):
+        raise ConfigError(f"{what} is not a stayfresh Provider")
+    return provider
 
 
 def register_provider(provider: Provider) -> None:
@@ -416,6 +364,6 @@ def register_provider(provider: Provider) -> None:
 def provider_names() -> list[str]:
     from importlib.metadata import entry_points  # as in get_provider
 
-    names = set(_BUILTIN) | set(_registry)
+    names = set(_BUILTIN) | set(_SHIPPED) | set(_registry)
     names.update(ep.name for ep in entry_points(group="stayfresh.providers"))
     return sorted(names)

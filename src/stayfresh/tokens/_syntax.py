@@ -9,8 +9,9 @@ refused with a message that describes the offending character by its code
 point, never by quoting the token.
 
 Providers declare their syntax (:attr:`~._providers.Provider.access_token_syntax`
-and friends): RFC 6750's ``b64token`` by default; Amazon's ``Atna|…`` tokens
-need all visible ASCII.
+and friends): RFC 6750's ``b64token`` by default; a provider whose tokens
+hold other characters declares its own pattern (Amazon's ``Atna|…`` tokens:
+:class:`stayfresh.audible.AmazonProvider`).
 
 Provider texts (``error_description``, an HTML page's title) get the same
 care: :func:`one_line` makes them one printable line of bounded length
@@ -31,7 +32,7 @@ from ._model import TokenSet
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: RFC 6749 Appendix A: VSCHAR = %x20-7E (refresh tokens, and access tokens in general)
 VSCHAR = re.compile(r"[\x20-\x7e]+")
-#: visible ASCII without space (Amazon's ``Atna|…`` access tokens)
+#: visible ASCII without space (e.g. Amazon's ``Atna|…`` access tokens)
 VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 #: longer than any header a server accepts (nginx's default buffer is 8 KiB)
 MAX_TOKEN_LENGTH = 16 * 1024

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._constraints import Constraints, ConstraintWatcher, unmet_constraints
 from ._control import NullWaker, SocketWaker, WakeListener, Waker, control_dir
 from ._engine import WorkManager, plan_finish
+from ._inline import lease_holder, run_work_inline
 from ._model import (
     ExistingPeriodicWorkPolicy,
     ExistingWorkPolicy,
@@ -53,11 +54,13 @@ __all__ = [
     "control_dir",
     "first_due",
     "format_duration",
+    "lease_holder",
     "min_interval",
     "next_period_due",
     "parse_duration",
     "plan_finish",
     "register_worker",
     "resolve_worker",
+    "run_work_inline",
     "unmet_constraints",
 ]

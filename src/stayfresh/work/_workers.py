@@ -29,6 +29,8 @@ WorkerFunc = Callable[["WorkerContext"], Any]
 F = TypeVar("F", bound=WorkerFunc)
 
 _registry: dict[str, WorkerFunc] = {}
+#: workers found through the ``stayfresh.workers`` entry points (a cache, filled on first use)
+_declared: dict[str, WorkerFunc] = {}
 _registry_lock = threading.Lock()
 
 
@@ -43,9 +45,9 @@ def register_worker(name: str, func: F) -> F: ...
 def register_worker(name: str, func: F | None = None) -> F | Callable[[F], F]:
     """Register ``func`` under a short ``name`` (usable as a decorator).
 
-    Built-in workers (the ``jobs`` part) register themselves on import so that
-    ``--worker token-refresh`` works without an import path. Names must not
-    contain ``:`` (that marks an import path).
+    Registering is explicit (a call, never a side effect of importing a
+    module); stayfresh's own workers are found through the ``stayfresh.workers``
+    entry points instead. Names must not contain ``:`` (that marks an import path).
     """
     if ":" in name:
         raise ValueError("registered worker names cannot contain ':'")
@@ -61,7 +63,7 @@ def register_worker(name: str, func: F | None = None) -> F | Callable[[F], F]:
 def registered_workers() -> dict[str, WorkerFunc]:
     """A copy of the registry (for ``--help`` and tests)."""
     with _registry_lock:
-        return dict(_registry)
+        return {**_BUILTIN, **_registry}
 
 
 def _from_entry_point(name: str) -> WorkerFunc | None:
@@ -74,12 +76,12 @@ def _from_entry_point(name: str) -> WorkerFunc | None:
     for ep in entry_points(group="stayfresh.workers"):
         if ep.name != name:
             continue
-        loaded = ep.load()  # importing a module registers its workers; or it is the worker
+        loaded = ep.load()  # ``package.module:function``: the worker itself
+        if not callable(loaded):
+            raise ConfigError(f"entry point {ep.value!r} of worker {name!r} is not a function")
         with _registry_lock:
-            found = _registry.get(name)
-            if found is None and callable(loaded):
-                found = _registry[name] = loaded
-        return found
+            _declared[name] = loaded
+        return loaded  # type: ignore[no-any-return]
     return None
 
 
@@ -87,7 +89,7 @@ def resolve_worker(spec: str) -> WorkerFunc:
     """The callable named by ``spec``; raise :class:`ConfigError` if it cannot be found."""
     if ":" not in spec:
         with _registry_lock:
-            found = _registry.get(spec)
+            found = _registry.get(spec) or _BUILTIN.get(spec) or _declared.get(spec)
         if found is None:
             found = _from_entry_point(spec)
         if found is None:
@@ -217,22 +219,23 @@ async def _cancellable(value: Awaitable[Any], ctx: WorkerContext) -> Any:
 # -- built-in workers: small, dependency-free, used by demos, tests and benchmarks
 
 
-@register_worker("noop")
 def noop(ctx: WorkerContext) -> Result:
     """Does nothing and succeeds: the cheapest possible work."""
     return Result.success()
 
 
-@register_worker("echo")
 def echo(ctx: WorkerContext) -> Result:
     """Succeeds with its input as output (handy for chains)."""
     return Result.success(ctx.input)
 
 
-@register_worker("sleep")
 def sleep(ctx: WorkerContext) -> Result:
     """Sleeps ``input["seconds"]`` (cancellable), then succeeds; for demos of time limits."""
     seconds = float(ctx.input.get("seconds", 1.0))
     if ctx.wait_cancelled(seconds):
         return Result.retry()
     return Result.success({"slept": seconds})
+
+
+#: the engine's own workers, known by name without registering anything
+_BUILTIN: dict[str, WorkerFunc] = {"noop": noop, "echo": echo, "sleep": sleep}

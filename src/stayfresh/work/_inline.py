@@ -10,7 +10,8 @@ it first, the caller gets None and can follow its progress instead
 A work left RUNNING by a process of this machine that is gone (a download
 SIGKILLed a minute ago) is taken over at once, not after its lease.
 
-This belongs in the engine (``Runner.run_one``); it lives here until then.
+It lives in the engine because it is the engine's claim, lease and finish,
+run by a caller instead of a :class:`~stayfresh.work.Runner`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ..store import ClaimedRun, Store, WorkRow
-from ..work import Result, WorkerContext, WorkInfo, WorkManager, plan_finish, resolve_worker
-from ..work._engine import lost_lease, record_finishes
-from ..work._owner import dead_owners, local_owner_id, owner_is_dead
+from ._engine import WorkManager, lost_lease, plan_finish, record_finishes
+from ._model import Result, WorkInfo
+from ._owner import dead_owners, local_owner_id, owner_is_dead
+from ._workers import WorkerContext, resolve_worker
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,32 @@
+"""Names the other stayfresh parts use from the engine; not a user API.
+
+The command line validates work names, reads and overrides the device
+constraints, and installs the OS service with these. They are public module
+names so no part reaches into another's private modules (``tests/test_boundaries.py``),
+but they carry no compatibility promise: use :mod:`stayfresh.work` instead.
+"""
+
+from __future__ import annotations
+
+from ._constraints import (
+    SETTING_PREFIX,
+    DeviceProbe,
+    overrides_from_store,
+    read_device_state,
+    set_override,
+)
+from ._model import check_work_name
+from ._service import install_service, render_service, service_status, uninstall_service
+
+__all__ = [
+    "SETTING_PREFIX",
+    "DeviceProbe",
+    "check_work_name",
+    "install_service",
+    "overrides_from_store",
+    "read_device_state",
+    "render_service",
+    "service_status",
+    "set_override",
+    "uninstall_service",
+]
