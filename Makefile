@@ -14,7 +14,7 @@ STAMP := $(VENV)/.stayfresh-installed
 # pip without chatter: errors only, no version check, no PATH warning
 PIP_INSTALL := $(PY) -m pip --quiet --quiet --disable-pip-version-check --no-input install --no-warn-script-location
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test test-quick lint bench bench-quick clean
 
 # Debian's and Ubuntu's python3 lack ensurepip until python3-venv is installed
 # (and installing it needs root): then the venv is made without pip, and pip's
@@ -73,6 +73,15 @@ test: $(STAMP) tests/oidc/node_modules/.package-lock.json
 	@# pytest exits 5 when it collected no test: that is a failure, not a pass
 	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# unit and contract tests on SQLite in under a minute: no PostgreSQL, no oidc-provider
+# (node), no multi-process or SIGKILL chaos (`make test` runs those too)
+QUICK_MARKERS := not slow and not postgres and not oidc
+
+test-quick: $(STAMP)
+	@# pytest exits 5 when it collected no test: that is a failure, not a pass
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) -m "$(QUICK_MARKERS)" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-quick: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

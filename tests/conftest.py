@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,23 @@ pytest_plugins = ["oidc_server", "library_helpers", "pg_server", "hostile_server
 
 UTC = dt.UTC
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs a peer, so ``make test-quick`` can leave it out.
+
+    ``postgres``: uses the PostgreSQL server (the ``pg_server``/``pg_url``
+    fixtures, or a ``"postgres"`` parameter that asks for them at run time);
+    ``oidc``: uses the oidc-provider server (node).
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = list(callspec.params.values()) if callspec is not None else []
+        if "pg_server" in names or any(isinstance(v, str) and v == "postgres" for v in params):
+            item.add_marker(pytest.mark.postgres)
+        if "oidc_server_factory" in names:
+            item.add_marker(pytest.mark.oidc)
 
 
 @pytest.fixture
@@ -78,10 +97,52 @@ def add_oauth2(
     )
 
 
+#: loggers the CLI's ``setup_logging`` takes over (handlers, level, propagate)
+_CLI_LOGGERS = ("stayfresh", "psycopg", "httpx2", "httpx")
+
+
+def invoke_cli(
+    *args: str, db: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in this process with click's ``CliRunner``; same result shape as :func:`run_cli`.
+
+    For tests of what a command does and prints, where a new interpreter is not
+    the point (not for signals, exit on SIGINT, env inheritance, import speed,
+    daemons: use :func:`run_cli`). Isolation: ``STAYFRESH_*`` variables of this
+    process are unset and ``env`` applied only for the call; the loggers the CLI
+    configures are restored after it; pass ``db`` (``--db``) rather than relying
+    on a default. An exception the CLI does not handle is printed to ``stderr``
+    with exit code 1, as the interpreter would.
+    """
+    from click.testing import CliRunner
+
+    from stayfresh.cli import cli
+
+    call_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("STAYFRESH_")}
+    call_env.update(env or {})
+    argv = (["--db", str(db)] if db is not None else []) + list(args)
+    saved = [
+        (lg, lg.handlers[:], lg.level, lg.propagate)
+        for lg in map(logging.getLogger, _CLI_LOGGERS)
+    ]
+    try:
+        result = CliRunner().invoke(cli, argv, input=input, env=call_env, catch_exceptions=True)
+    finally:
+        for lg, handlers, level, propagate in saved:
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate = propagate
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert result.exc_info is not None
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, stderr)
+
+
 def run_cli(
     *args: str, db: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m stayfresh.cli`` in a real subprocess."""
+    """Run ``python -m stayfresh.cli`` in a real subprocess (see :func:`invoke_cli`)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAYFRESH_")}
     full_env.update(env or {})
     cmd = [sys.executable, "-c", "from stayfresh.cli import main; main()"]

@@ -9,8 +9,8 @@ import pytest
 
 from fake_audible import FakeAudible
 from stayfresh.store import Store
+from stayfresh.testing import FakeClock
 from stayfresh.tokens import Keeper, TokenSet, add_account, set_default_keeper
-from work_helpers import FakeClock
 
 REFRESH = "Atnr|fake-refresh"
 

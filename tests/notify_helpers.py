@@ -13,64 +13,47 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from stayfresh.testing import LocalHTTPServer, Request, Response
 
-class Webhook:
-    """An Apprise JSON endpoint: ``json://127.0.0.1:PORT/hook``."""
+
+class Webhook(LocalHTTPServer):
+    """An Apprise JSON endpoint: ``json://127.0.0.1:PORT/hook``.
+
+    ``requests`` (from :class:`~stayfresh.testing.LocalHTTPServer`) holds every
+    request; :meth:`titles` the notification titles posted.
+    """
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.status = 200
         self.hold = False
         self.received = threading.Event()
         self.release = threading.Event()
-        self._lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                payload = json.loads(self.rfile.read(length) or b"{}")
-                with hook._lock:
-                    hook.requests.append({"path": self.path, "json": payload})
-                hook.received.set()
-                if hook.hold:
-                    hook.release.wait(30)
-                try:
-                    self.send_response(hook.status)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except OSError:  # the client was killed meanwhile
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
+    def handle(self, request: Request) -> Response:
+        self.received.set()
+        if self.hold:
+            self.release.wait(30)
+        return Response(self.status, b"ok")
+
     def titles(self) -> list[str]:
-        with self._lock:
-            return [r["json"].get("title", "") for r in self.requests]
+        with self.lock:
+            return [(r.json() or {}).get("title", "") for r in self.requests]
 
     def start(self) -> Webhook:
-        self._thread.start()
+        super().start()
         return self
 
     def stop(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
 
 @contextmanager

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import requests
 
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from stayfresh.store import SQLiteStore, Store
+from stayfresh.testing import LocalHTTPServer, Request, Response
 from stayfresh.tokens import Keeper, StayfreshAuth, StayfreshRequestsAuth, TokenSet, add_account
 
 UTC = dt.UTC
@@ -37,15 +37,11 @@ OLD, NEW = "old-access", "new-access"
 GUARD = 60.0  # seconds: only against hangs
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the listen backlog: every caller connects at once
-
-
-class BurstApi:
+class BurstApi(LocalHTTPServer):
     """Accepts ``NEW``; answers ``OLD`` with 401 once ``callers`` requests carried it."""
 
     def __init__(self, callers: int, wave: str) -> None:
+        super().__init__(backlog=128)  # every caller connects at once
         self.callers = callers
         self.wave = wave
         self.old_seen = 0
@@ -54,24 +50,15 @@ class BurstApi:
         self.all_refused = threading.Event()
         self.new_used = threading.Event()
         self.first_refusal = threading.Lock()
-        self.lock = threading.Lock()
-        outer = self
+        self.start()
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def url(self) -> str:
+        """The protected resource: ``http://127.0.0.1:PORT/data``."""
+        return f"http://127.0.0.1:{self.port}/data"
 
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                status = outer.answer(self.headers.get("authorization"))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = _Server(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/data"
+    def handle(self, request: Request) -> Response:
+        return Response(self.answer(request.headers.get("authorization")))
 
     def answer(self, authorization: str | None) -> int:
         if authorization == f"Bearer {NEW}":
@@ -89,10 +76,6 @@ class BurstApi:
             if self.refused >= self.callers:
                 self.all_refused.set()
         return 401
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def refresh_handler(api: BurstApi) -> Any:
@@ -192,6 +175,7 @@ keeper.close()
 """
 
 
+@pytest.mark.slow  # ten client processes
 @pytest.mark.parametrize("servers", [10], indirect=True)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_processes(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import httpx2
@@ -16,49 +13,29 @@ import requests
 from conftest import add_oauth2
 from fake_token_server import FakeTokenServer, token_reply
 from stayfresh.store import Store
+from stayfresh.testing import LocalHTTPServer, Request, Response
 from stayfresh.tokens import Keeper, StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
 
 
-class ApiServer:
+class ApiServer(LocalHTTPServer):
     """Accepts only the bearer token it is told is current; 401 otherwise."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.valid = "old-access"
         self.seen: list[str | None] = []
-        outer = self
+        self.start()
 
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def url(self) -> str:
+        """The protected resource: ``http://127.0.0.1:PORT/data``."""
+        return f"http://127.0.0.1:{self.port}/data"
 
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._answer()
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                self.rfile.read(length)
-                self._answer()
-
-            def _answer(self) -> None:
-                auth = self.headers.get("authorization")
-                outer.seen.append(auth)
-                ok = auth == f"Bearer {outer.valid}"
-                body = b"ok" if ok else b"no"
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/data"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, request: Request) -> Response:
+        auth = request.headers.get("authorization")
+        self.seen.append(auth)
+        ok = auth == f"Bearer {self.valid}"
+        return Response(200 if ok else 401, b"ok" if ok else b"no")
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ assertion here: what is imported is what costs the time, and it is exact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -83,9 +85,9 @@ def test_token_runs_the_foreground_layer(db_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     store = SQLiteStore(db_path)
     add_oauth2(store, "work", "https://idp.invalid/token", expires_in=3600, access="tok-3")
-    with store.write() as tx:  # pretend the last reschedule was 5 hours ago
-        tx.execute("UPDATE notify_state SET last_reschedule_at = last_reschedule_at - 5 * 3600")
     store.close()
+    with contextlib.closing(sqlite3.connect(db_path)) as raw, raw:  # last reschedule 5 h ago
+        raw.execute("UPDATE notify_state SET last_reschedule_at = last_reschedule_at - 5 * 3600")
     done, seen = watched(db_path, "token", "work")
     assert done.returncode == 0, done.stderr
     assert seen["heavy"] == []

@@ -25,13 +25,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import invoke_cli
 from stayfresh._input import MAX_DURATION, MAX_JSON_DEPTH, json_depth
+from stayfresh.audible import AudibleSource
 from stayfresh.cli._params import DURATION, ITEM_ID, JSON_OBJECT, POSITIVE_DURATION, TAG, WORK_NAME
 from stayfresh.cli._secrets import MAX_SECRET_BYTES, read_limited, read_secret
 from stayfresh.errors import ConfigError
 from stayfresh.jobs._settings import DEFAULTS, validate_setting
-from stayfresh.jobs._sources import AudibleSource, JsonSource, LibraryError, Page, Position
+from stayfresh.jobs.sources import JsonSource, LibraryError, Page, Position
 from stayfresh.tokens import Account, TokenSet
 from stayfresh.tokens._accounts import check_name as check_account_name
 from stayfresh.tokens._expiry import ExpiryParseError, parse_expiry, parse_expiry_input
@@ -390,7 +391,7 @@ def dump(db: str) -> list[Any]:
 
 def check_refused(db: str, args: tuple[str, ...], message: str, stdin: str | None = None) -> None:
     before = dump(db)
-    done = run_cli("--db", db, *args, env=QUIET, input=stdin)
+    done = invoke_cli("--db", db, *args, env=QUIET, input=stdin)
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -401,7 +402,7 @@ def check_refused(db: str, args: tuple[str, ...], message: str, stdin: str | Non
 
 
 def seeded(db: str) -> str:
-    done = run_cli(
+    done = invoke_cli(
         "--db", db, "work", "add", "seed", "--worker", "noop", "--delay", "1h", env=QUIET
     )
     assert done.returncode == 0, done.stderr
@@ -450,7 +451,7 @@ def test_bad_input_changes_nothing_on_postgres(
 
 def test_minimum_interval_lowered_by_the_environment_is_accepted(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
-    done = run_cli("--db", db, *ADD, "--every", "1m", env={**QUIET, "STAYFRESH_MIN_INTERVAL": "60"})
+    done = invoke_cli("--db", db, *ADD, "--every", "1m", env={**QUIET, "STAYFRESH_MIN_INTERVAL": "60"})
     assert done.returncode == 0, done.stderr
     assert "every 1m" in done.stdout
     assert os.path.exists(db)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_audible import FakeAudible
 from hostile_server import HostileServer, drip, endless, redirect, repr_digest, respond, serve_file
 from library_helpers import REFRESH, add_audible_account
@@ -22,11 +22,10 @@ from stayfresh.jobs import (
     LibraryError,
     LibrarySync,
     enqueue_download,
-    run_work_inline,
 )
 from stayfresh.store import Store
 from stayfresh.tokens import Keeper, TokenSet, add_account
-from stayfresh.work import Runner, WorkManager, WorkState
+from stayfresh.work import Runner, WorkManager, WorkState, run_work_inline
 
 ASIN = "B000000007"
 SIZE = 1_500_000
@@ -173,24 +172,24 @@ def test_the_download_work_runs_in_the_runner(
 def test_download_cli_runs_now_or_in_the_background(
     db_path: Path, shop: FakeAudible, tmp_path: Path
 ) -> None:
-    done = run_cli(
+    done = invoke_cli(
         "account", "add", "me", "--provider", "amazon", "--token-url", shop.token_url,
         "--api-url", shop.url, "--refresh-token-env", "RT", db=db_path, env={"RT": REFRESH},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = run_cli("download", "me", ASIN, "--dest", str(tmp_path), "--json", db=db_path)
+    done = invoke_cli("download", "me", ASIN, "--dest", str(tmp_path), "--json", db=db_path)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["state"] == "SUCCEEDED" and out["output"]["size"] == SIZE
     assert (tmp_path / f"{ASIN}.aaxc").read_bytes() == shop.content(ASIN, 0, SIZE)
-    done = run_cli("download", "me", "B000000002", "--dest", str(tmp_path), "--background",
+    done = invoke_cli("download", "me", "B000000002", "--dest", str(tmp_path), "--background",
                    db=db_path)  # fmt: skip
     assert "enqueued download of B000000002" in done.stdout
     assert not (tmp_path / "B000000002.aaxc").exists()
-    listed = run_cli("work", "list", "--json", db=db_path)
+    listed = invoke_cli("work", "list", "--json", db=db_path)
     names = {w["name"]: w["state"] for w in json.loads(listed.stdout)}
     assert names["download:me:B000000002"] == "ENQUEUED"
-    failed = run_cli("download", "me", "B999999999", "--dest", str(tmp_path), db=db_path)
+    failed = invoke_cli("download", "me", "B999999999", "--dest", str(tmp_path), db=db_path)
     assert failed.returncode == 1 and "refused (404)" in failed.stderr
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from stayfresh.errors import (
     ConfigError,
@@ -545,7 +545,7 @@ def test_cli_fault_exit_code(
     add_expired(store, token_server.token_url)
     before = snapshot(store)
 
-    proc = run_cli("token", NAME, db=db_path)
+    proc = invoke_cli("token", NAME, db=db_path)
 
     assert proc.returncode == spec.exit_code, proc.stderr
     assert proc.stdout == ""
@@ -564,7 +564,7 @@ def test_cli_fault_exit_code(
 def test_cli_connection_refused_exit_4(store: Store, db_path: Path) -> None:
     add_expired(store, f"http://127.0.0.1:{closed_port()}/token")
     before = snapshot(store)
-    proc = run_cli("token", NAME, db=db_path)
+    proc = invoke_cli("token", NAME, db=db_path)
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr
     assert snapshot(store) == before
@@ -583,7 +583,7 @@ def test_cli_read_timeout_exit_4(
     add_expired(store, token_server.token_url)
     before = snapshot(store)
     try:
-        proc = run_cli("token", NAME, "--timeout", str(CLI_TIMEOUT), db=db_path)
+        proc = invoke_cli("token", NAME, "--timeout", str(CLI_TIMEOUT), db=db_path)
     finally:
         release.set()
     assert proc.returncode == 4, proc.stderr
@@ -600,7 +600,7 @@ def test_cli_invalid_grant_exit_3_and_needs_login(
     add_expired(store, token_server.token_url)
     before = snapshot(store)
 
-    proc = run_cli("token", NAME, db=db_path)
+    proc = invoke_cli("token", NAME, db=db_path)
 
     assert proc.returncode == 3, proc.stderr
     assert f"stayfresh login {NAME}" in proc.stderr
@@ -608,12 +608,12 @@ def test_cli_invalid_grant_exit_3_and_needs_login(
     assert snapshot(store) == before
     assert token_server.count == 1
 
-    shown = run_cli("account", "show", NAME, "--json", db=db_path)
+    shown = invoke_cli("account", "show", NAME, "--json", db=db_path)
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["status"] == "needs_login"
 
-    again = run_cli("token", NAME, db=db_path)
+    again = invoke_cli("token", NAME, db=db_path)
     assert again.returncode == 3, again.stderr
     assert f"stayfresh login {NAME}" in again.stderr
     assert token_server.count == 1  # not retried
@@ -626,7 +626,7 @@ def test_cli_amazon_invalid_source_token_exit_3(
     token_server.handler = lambda seen: json_reply(400, AMAZON_DEAD)
     add_amazon(store, token_server.token_url)
     before = snapshot(store, "audible")
-    proc = run_cli("token", "audible", db=db_path)
+    proc = invoke_cli("token", "audible", db=db_path)
     assert proc.returncode == 3, proc.stderr
     assert "stayfresh login audible" in proc.stderr
     assert snapshot(store, "audible") == before
@@ -639,7 +639,7 @@ def test_cli_valid_token_survives_failed_refresh(
     token_server.handler = lambda seen: FAULTS["502-html"].reply()
     add_oauth2(store, NAME, token_server.token_url, expires_in=600)
     before = snapshot(store)
-    proc = run_cli("token", NAME, db=db_path)
+    proc = invoke_cli("token", NAME, db=db_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "old-access"
     assert token_server.count >= 1
@@ -675,7 +675,7 @@ def test_http_token_url_on_loopback_is_accepted(store: Store, url: str) -> None:
 
 
 def test_cli_account_add_http_off_loopback_exit_2(db_path: Path) -> None:
-    proc = run_cli(
+    proc = invoke_cli(
         "account", "add", NAME, "--provider", "oauth2",
         "--token-url", "http://example.com/token", "--client-id", "c",
         "--refresh-token-env", "RT",
@@ -683,12 +683,12 @@ def test_cli_account_add_http_off_loopback_exit_2(db_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "https" in proc.stderr
-    listed = run_cli("account", "list", "--json", db=db_path)
+    listed = invoke_cli("account", "list", "--json", db=db_path)
     assert json.loads(listed.stdout) == []
 
 
 def test_cli_amazon_http_token_url_off_loopback_exit_2(db_path: Path) -> None:
-    proc = run_cli(
+    proc = invoke_cli(
         "account", "add", "audible", "--provider", "amazon", "--locale", "us",
         "--token-url", "http://api.amazon.com/auth/token",
         "--refresh-token-env", "RT",
@@ -708,6 +708,6 @@ def test_cli_amazon_http_token_url_off_loopback_exit_2(db_path: Path) -> None:
     ],
 )
 def test_cli_other_exit_codes(args: tuple[str, ...], code: int, db_path: Path) -> None:
-    proc = run_cli(*args, db=db_path)
+    proc = invoke_cli(*args, db=db_path)
     assert proc.returncode == code, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr

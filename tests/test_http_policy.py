@@ -16,8 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from stayfresh.errors import (
 )
 from stayfresh.jobs import LibrarySync
 from stayfresh.store import SQLiteStore, Store
+from stayfresh.testing import wait_for
 from stayfresh.tokens import Keeper, NewAccount, TokenSet, add_account, login_device
 
 NAME = "acct"
@@ -376,7 +376,7 @@ def test_a_timed_out_cli_refresh_releases_the_lock_for_the_next_process(
         [*cmd, "--timeout", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_until(lambda: len(evil.seen("/token")) == 1, timeout=60)
+        wait_for(lambda: len(evil.seen("/token")) == 1, 60, what="the token request")
         evil.route("/token", respond(200, {"access_token": "second", "expires_in": 3600}))
         second = subprocess.run(
             [*cmd, "--timeout", "30"], env=env, capture_output=True, text=True, timeout=120
@@ -393,12 +393,6 @@ def test_a_timed_out_cli_refresh_releases_the_lock_for_the_next_process(
     assert tokens_of(store).access_token == "second"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
 
 
 # -- errors name the host, never the secret ------------------------------------------------

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import invoke_cli
 from fake_token_server import FakeTokenServer, Seen, token_reply
 from stayfresh.errors import ConfigError
 from stayfresh.store import Store
@@ -392,11 +392,11 @@ def test_cli_imports_every_kind_without_leaking(db_path: Path, tmp_path: Path) -
         args = ["-vv", "account", "import", name, str(path)]
         if style:
             args += ["--password-env", "AUDIBLE_PW"]
-        done = run_cli(*args, db=db_path, env={"AUDIBLE_PW": PASSWORD})
+        done = invoke_cli(*args, db=db_path, env={"AUDIBLE_PW": PASSWORD})
         assert done.returncode == 0, done.stderr
         assert f"imported {name} (amazon): status ok" in done.stdout
         outputs += [done.stdout, done.stderr]
-        shown = run_cli("-vv", "account", "show", name, "--json", db=db_path)
+        shown = invoke_cli("-vv", "account", "show", name, "--json", db=db_path)
         assert json.loads(shown.stdout)["config"] == {"locale": "de", "token_host": "amazon"}
         outputs += [shown.stdout, shown.stderr]
 
@@ -408,7 +408,7 @@ def test_cli_imports_every_kind_without_leaking(db_path: Path, tmp_path: Path) -
             "access_token": {"token": ACCESS, "expires_at": "Tue Nov 24 06:19:38 UTC 2026"},
         }
     )
-    done = run_cli("-vv", "account", "import", "ours", "-", "--json", db=db_path, input=ours)
+    done = invoke_cli("-vv", "account", "import", "ours", "-", "--json", db=db_path, input=ours)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["expires_at"] == "2026-11-24T06:19:38+00:00"
     outputs += [done.stdout, done.stderr]
@@ -425,18 +425,18 @@ def test_cli_replace_and_errors(db_path: Path, tmp_path: Path, store: Store) -> 
     path = write_audible_file(tmp_path / "enc", "json")
     env = {"AUDIBLE_PW": PASSWORD, "WRONG_PW": "wrong"}
     assert (
-        run_cli(
+        invoke_cli(
             "account", "import", "b", str(path), "--password-env", "AUDIBLE_PW", db=db_path, env=env
         ).returncode
         == 0
     )
 
-    again = run_cli(
+    again = invoke_cli(
         "account", "import", "b", str(path), "--password-env", "AUDIBLE_PW", db=db_path, env=env
     )
     assert again.returncode == 2 and "--replace" in again.stderr
 
-    wrong = run_cli(
+    wrong = invoke_cli(
         "account",
         "import",
         "b",
@@ -450,15 +450,15 @@ def test_cli_replace_and_errors(db_path: Path, tmp_path: Path, store: Store) -> 
     assert wrong.returncode == 2 and "wrong password" in wrong.stderr
     assert "wrong" not in wrong.stderr.replace("wrong password", "")
 
-    missing = run_cli("account", "import", "b", str(path), "--replace", db=db_path)
+    missing = invoke_cli("account", "import", "b", str(path), "--replace", db=db_path)
     assert missing.returncode == 2 and "--password-env" in missing.stderr
-    unset = run_cli("account", "import", "b", str(path), "--password-env", "NOPE", db=db_path)
+    unset = invoke_cli("account", "import", "b", str(path), "--password-env", "NOPE", db=db_path)
     assert unset.returncode == 2
-    nofile = run_cli("account", "import", "c", str(tmp_path / "absent"), db=db_path)
+    nofile = invoke_cli("account", "import", "c", str(tmp_path / "absent"), db=db_path)
     assert nofile.returncode == 2
 
     store.set_status("b", "needs_login", "rejected")
-    healed = run_cli(
+    healed = invoke_cli(
         "account",
         "import",
         "b",
@@ -534,9 +534,9 @@ def test_username_accounts_refresh_at_the_audible_host_like_audible_does(
     host = "audible" if with_username else "amazon"
     assert imported.config["token_host"] == host
 
-    done = run_cli("account", "import", "books", str(path), db=db_path)
+    done = invoke_cli("account", "import", "books", str(path), db=db_path)
     assert done.returncode == 0, done.stderr
-    shown = json.loads(run_cli("account", "show", "books", "--json", db=db_path).stdout)
+    shown = json.loads(invoke_cli("account", "show", "books", "--json", db=db_path).stdout)
     assert shown["config"]["token_host"] == host
     ours = urllib.parse.urlsplit(get_provider("amazon").token_url(shown["config"]))
 
@@ -556,16 +556,16 @@ def test_username_accounts_refresh_at_the_audible_host_like_audible_does(
 def test_account_add_takes_the_token_host(db_path: Path) -> None:
     env = {"RT": "Atnr|x"}
     args = ["account", "add", "old", "--provider", "amazon", "--locale", "uk"]
-    done = run_cli(
+    done = invoke_cli(
         *args, "--token-host", "audible", "--refresh-token-env", "RT", db=db_path, env=env
     )
     assert done.returncode == 0, done.stderr
-    shown = json.loads(run_cli("account", "show", "old", "--json", db=db_path).stdout)
+    shown = json.loads(invoke_cli("account", "show", "old", "--json", db=db_path).stdout)
     assert shown["config"]["token_host"] == "audible"
     assert (
         get_provider("amazon").token_url(shown["config"]) == "https://api.audible.co.uk/auth/token"
     )
-    bad = run_cli(*args, "--token-host", "evil", "--refresh-token-env", "RT", db=db_path, env=env)
+    bad = invoke_cli(*args, "--token-host", "evil", "--refresh-token-env", "RT", db=db_path, env=env)
     assert bad.returncode == 2
     with pytest.raises(ConfigError, match="token host"):
         parse_account_json({"locale": "us", "refresh_token": "r", "token_host": "evil.example"})

@@ -22,17 +22,12 @@ import pytest
 from conftest import add_oauth2
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from oidc_server import OIDCServer
-from stayfresh.jobs import (
-    TOKEN_REFRESH_WORKER,
-    drop_keeper,
-    on_account_ready,
-    token_refresh_work_name,
-    use_keeper,
-)
+from stayfresh.jobs import drop_keeper, on_account_ready, use_keeper
+from stayfresh.jobs.internal import TOKEN_REFRESH_WORKER, token_refresh_work_name
 from stayfresh.store import Store
+from stayfresh.testing import FakeClock, wait_for
 from stayfresh.tokens import Keeper, TokenSet, add_account, replace_tokens
 from stayfresh.work import NullWaker, Runner, WorkInfo, WorkManager, WorkState
-from work_helpers import FakeClock, wait_for
 
 UTC = dt.UTC
 DAY = 86400.0
@@ -200,8 +195,8 @@ def test_invalid_grant_needs_login_and_is_not_retried_until_login(
 
 
 def test_worker_with_a_missing_account_fails_with_a_message(engine: Engine) -> None:
-    from stayfresh.jobs import token_refresh_request
     from stayfresh.jobs._settings import Settings
+    from stayfresh.jobs.internal import token_refresh_request
 
     engine.manager.enqueue(
         token_refresh_request("ghost", Settings()), name=token_refresh_work_name("ghost")

@@ -16,17 +16,10 @@ from conftest import add_oauth2
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from stayfresh.errors import ReauthRequired, TransientError
 from stayfresh.store import Store
+from stayfresh.testing import FakeClock, wait_for
 from stayfresh.tokens import Keeper, TokenSet, effective_threshold
 
 UTC = dt.UTC
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_valid_token_is_returned_untouched(store: Store, token_server: FakeTokenServer) -> None:
@@ -59,16 +52,16 @@ def test_refreshes_inside_threshold_and_per_call_thresholds(
 def test_short_lived_token_is_not_refreshed_on_every_call(
     store: Store, token_server: FakeTokenServer
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     token_server.handler = lambda s: token_reply(access=f"a{token_server.count}", expires_in=60)
     add_oauth2(store, "a", token_server.token_url, expires_in=-1)
     keeper = Keeper(store, clock=clock)
     assert keeper.ensure_valid_token("a").was_refreshed
     for _ in range(20):  # a 60 s token with a 30 min threshold
-        clock.now += 1
+        clock.advance(1)
         assert not keeper.ensure_valid_token("a").was_refreshed
     assert token_server.count == 1
-    clock.now += 15  # past half its lifetime: refresh again
+    clock.advance(15)  # past half its lifetime: refresh again
     assert keeper.ensure_valid_token("a").was_refreshed
     tokens = store.get_account("a").tokens  # type: ignore[union-attr]
     assert tokens.expires_at is not None and tokens.obtained_at is not None
@@ -117,7 +110,7 @@ def test_expired_token_and_failed_refresh_raises(
 def test_failure_is_shared_and_cooldown_prevents_retry_storm(
     store: Store, token_server: FakeTokenServer
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
 
     def slow_fail(seen: Seen) -> Reply:
         time.sleep(0.3)
@@ -146,7 +139,7 @@ def test_failure_is_shared_and_cooldown_prevents_retry_storm(
     token_server.handler = lambda s: token_reply(access="back")
     with pytest.raises(TransientError):
         keeper.ensure_valid_token("a")
-    clock.now += 31
+    clock.advance(31)
     assert keeper.ensure_valid_token("a").access_token == "back"
     assert token_server.count == 2
 
@@ -175,8 +168,7 @@ def test_callers_outside_mandatory_window_do_not_wait(
     keeper = Keeper(store, mandatory_window=dt.timedelta(minutes=2))
     leader = threading.Thread(target=keeper.ensure_valid_token, args=("a",))
     leader.start()
-    while token_server.count == 0:
-        time.sleep(0.01)
+    wait_for(lambda: token_server.count == 1, what="the refresh request")
     # a refresh is in flight; the current token is good for 10 min > 2 min: use it now
     result = keeper.ensure_valid_token("a")
     assert (result.access_token, result.was_refreshed) == ("old-access", False)
@@ -204,8 +196,7 @@ def test_callers_inside_mandatory_window_wait_for_the_refresh(
         for _ in range(5)
     ]
     threads[0].start()
-    while token_server.count == 0:
-        time.sleep(0.01)
+    wait_for(lambda: token_server.count == 1, what="the refresh request")
     for t in threads[1:]:
         t.start()
     time.sleep(0.1)
@@ -233,7 +224,7 @@ def test_refresh_by_another_process_is_picked_up(
     store: Store, token_server: FakeTokenServer
 ) -> None:
     add_oauth2(store, "a", token_server.token_url, expires_in=3600)
-    clock = Clock()
+    clock = FakeClock()
     keeper = Keeper(store, clock=clock)
     assert keeper.ensure_valid_token("a").access_token == "old-access"
     # "another process" refreshes and stores a new token
@@ -247,7 +238,7 @@ def test_refresh_by_another_process_is_picked_up(
     )
     store.swap_tokens("a", row.version, fresh.to_row())
     assert keeper.ensure_valid_token("a").access_token == "old-access"  # cached, still valid
-    clock.now += 3600 - 29 * 60  # the cached token enters its threshold: re-read
+    clock.advance(3600 - 29 * 60)  # the cached token enters its threshold: re-read
     result = keeper.ensure_valid_token("a")
     assert result.access_token == "from-elsewhere" and token_server.count == 0
 
@@ -315,16 +306,17 @@ def test_date_header_corrects_absolute_expiry_for_clock_skew(
 
 
 def test_expires_in_counts_from_send_time(store: Store, token_server: FakeTokenServer) -> None:
-    def slow(seen: Seen) -> Reply:
-        time.sleep(0.5)
-        return token_reply(expires_in=100)
-
-    token_server.handler = slow
+    delay = 1.0  # the answer comes at least this long after the request was sent
+    token_server.handler = lambda seen: Reply(
+        delay=delay, body={"access_token": "new", "expires_in": 100}
+    )
     add_oauth2(store, "a", token_server.token_url, expires_in=-5)
-    before = dt.datetime.now(UTC)
+    before = dt.datetime.now(UTC).timestamp()
     result = Keeper(store).ensure_valid_token("a")
+    after = dt.datetime.now(UTC).timestamp()
     assert result.expires_at is not None
-    assert (result.expires_at - before).total_seconds() == pytest.approx(100, abs=0.3)
+    # sent between `before` and `after - delay`; counted from receipt it would be later
+    assert before + 100 <= result.expires_at.timestamp() <= after - delay + 100
 
 
 def test_metrics_count_jit_and_background(store: Store, token_server: FakeTokenServer) -> None:

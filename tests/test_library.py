@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli
 from fake_audible import FakeAudible
 from library_helpers import REFRESH, add_audible_account
 from stayfresh.errors import TransientError
-from stayfresh.jobs import LibrarySync, SyncBusy, SyncProgress, library_sync_worker
+from stayfresh.jobs import LibrarySync, SyncBusy, SyncProgress
+from stayfresh.jobs.internal import library_sync_worker
 from stayfresh.store import Store
+from stayfresh.testing import FakeClock, wait_for
 from stayfresh.tokens import Keeper
 from stayfresh.work import Runner, WorkerContext, WorkManager, WorkRequest, WorkState
-from work_helpers import FakeClock, env_for, wait_for
+from work_helpers import env_for
 
 
 @pytest.fixture
@@ -73,28 +75,28 @@ def test_progress_is_reported_per_page(
 
 
 def test_stayfresh_sync_cli_and_library_list(db_path: Path, audible: FakeAudible) -> None:
-    done = run_cli(
+    done = invoke_cli(
         "account", "add", "me", "--provider", "amazon", "--token-url", audible.token_url,
         "--api-url", audible.url, "--refresh-token-env", "RT", db=db_path, env={"RT": REFRESH},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = run_cli("sync", "me", "--json", db=db_path)
+    done = invoke_cli("sync", "me", "--json", db=db_path)
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert (stats["items_seen"], stats["added"], stats["pages"]) == (10_000, 10_000, 10)
-    done = run_cli("sync", "me", db=db_path)
+    done = invoke_cli("sync", "me", db=db_path)
     assert "10000 items in 10 pages (0 added, 0 updated, 0 removed)" in done.stdout
-    listed = run_cli("library", "list", "me", "--search", "book 999", "--json", db=db_path)
+    listed = invoke_cli("library", "list", "me", "--search", "book 999", "--json", db=db_path)
     rows = json.loads(listed.stdout)
     # "Book 999", "Book 9990" … "Book 9999": eleven titles contain it
     assert sorted(r["item_id"] for r in rows) == ["B000000999"] + [
         f"B00000{n}" for n in range(9990, 10_000)
     ]
     assert rows[0]["data"]["asin"] == rows[0]["item_id"]
-    text = run_cli("library", "list", "me", "--search", "Book 9999", db=db_path).stdout
+    text = invoke_cli("library", "list", "me", "--search", "Book 9999", db=db_path).stdout
     assert "B000009999" in text and "1 item(s)" in text
-    assert "no items" in run_cli("library", "list", "me", "--search", "nope", db=db_path).stdout
-    assert run_cli("library", "list", "ghost", db=db_path).returncode == 1
+    assert "no items" in invoke_cli("library", "list", "me", "--search", "nope", db=db_path).stdout
+    assert invoke_cli("library", "list", "ghost", db=db_path).returncode == 1
 
 
 def test_token_expiring_mid_sync_is_refreshed_just_in_time(

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from stayfresh.errors import ConfigError
-from stayfresh.jobs import JsonSource, LibraryError, LibrarySync, Position, source_for
+from stayfresh.jobs import LibraryError, LibrarySync
+from stayfresh.jobs.sources import JsonSource, Position, source_for
 from stayfresh.store import Store
 from stayfresh.tokens import Account, Keeper
 
@@ -112,22 +113,22 @@ def test_cursor_mode_follows_the_next_cursor_until_it_is_missing(
 
 def test_library_configure_cli_then_sync(db_path: Path, shop: FakeTokenServer) -> None:
     env = {"RT": "refresh", "CS": "secret"}
-    done = run_cli(
+    done = invoke_cli(
         "account", "add", "shop", "--provider", "oauth2", "--token-url", shop.token_url,
         "--client-id", "app", "--client-secret-env", "CS", "--refresh-token-env", "RT",
         db=db_path, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = run_cli(
+    done = invoke_cli(
         "library", "configure", "shop", "--url", shop.url + "/feed", "--mode", "cursor",
         "--items", "results", "--title-field", "name", "--authors-field", "by",
         "--cursor-param", "after", "--cursor-path", "paging.next", db=db_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = run_cli("sync", "shop", "--json", db=db_path)
+    done = invoke_cli("sync", "shop", "--json", db=db_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["items_seen"] == 250
-    rows = json.loads(run_cli("library", "list", "shop", "--search", "writer 2", "--json",
+    rows = json.loads(invoke_cli("library", "list", "shop", "--search", "writer 2", "--json",
                               db=db_path).stdout)  # fmt: skip
     assert len(rows) == len([b for b in BOOKS if b["id"] % 3 == 2])  # type: ignore[operator]
 

@@ -15,18 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Seen, token_reply
 from oidc_server import OIDCServer
 from stayfresh.errors import AccountNotFound
-from stayfresh.jobs import (
-    account_tag,
-    library_sync_work_name,
-    logout,
-    on_account_ready,
-    save_setting,
-    token_refresh_work_name,
-)
+from stayfresh.jobs import logout, on_account_ready, save_setting
+from stayfresh.jobs.internal import account_tag, library_sync_work_name, token_refresh_work_name
 from stayfresh.store import Store
 from stayfresh.tokens import Keeper, TokenSet, replace_tokens
 from stayfresh.work import NullWaker, WorkManager, WorkRequest, WorkState
@@ -40,7 +34,7 @@ def states(store: Store, name: str) -> list[WorkState]:
 
 def test_cli_account_add_schedules_the_works(db_path: Path, store: Store) -> None:
     save_setting(store, "sync_frequency", "12h")
-    done = run_cli(
+    done = invoke_cli(
         "account", "add", "alice", "--provider", "oauth2",
         "--token-url", "http://127.0.0.1:9/token", "--client-id", "c",
         "--refresh-token-env", "RT", db=db_path, env={"RT": "rt-secret-1"},
@@ -64,7 +58,7 @@ def test_cli_account_import_schedules_token_refresh_only_when_sync_is_manual(
             }
         )
     )
-    done = run_cli("account", "import", "bob", str(path), db=db_path)
+    done = invoke_cli("account", "import", "bob", str(path), db=db_path)
     assert done.returncode == 0, done.stderr
     assert states(store, token_refresh_work_name("bob")) == [WorkState.ENQUEUED]
     assert states(store, library_sync_work_name("bob")) == []
@@ -109,7 +103,7 @@ def test_cli_login_arms_the_works_again_after_logout(
     assert proc.returncode == 0, seen + err
     assert states(store, token_refresh_work_name("corp")) == [WorkState.ENQUEUED]
 
-    done = run_cli("logout", "corp", db=db_path)
+    done = invoke_cli("logout", "corp", db=db_path)
     assert done.returncode == 0, done.stderr
     assert "1 work(s) cancelled" in done.stdout
     assert states(store, token_refresh_work_name("corp")) == [WorkState.CANCELLED]
@@ -217,19 +211,19 @@ def _database_bytes(db_path: Path) -> bytes:
 def test_logout_of_unknown_account(store: Store, db_path: Path) -> None:
     with pytest.raises(AccountNotFound):
         logout(store, "nobody")
-    done = run_cli("logout", "nobody", db=db_path)
+    done = invoke_cli("logout", "nobody", db=db_path)
     assert done.returncode == 1 and "no account named 'nobody'" in done.stderr
 
 
 def test_cli_logout_json(store: Store, db_path: Path) -> None:
     add_oauth2(store, "alice", "http://127.0.0.1:9/token")
     on_account_ready(store, "alice", manager=WorkManager(store, waker=NullWaker()))
-    done = run_cli("logout", "alice", "--json", db=db_path)
+    done = invoke_cli("logout", "alice", "--json", db=db_path)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["account"] == "alice" and len(data["cancelled"]) == 1
     assert "secret" not in done.stdout.replace("client_secret", "")
-    again = run_cli("logout", "alice", db=db_path)  # idempotent
+    again = invoke_cli("logout", "alice", db=db_path)  # idempotent
     assert again.returncode == 0 and "0 work(s) cancelled" in again.stdout
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from oidc_server import OIDCServer
 from stayfresh.errors import ConfigError, ProviderError
@@ -390,7 +390,7 @@ def test_cli_device_login(db_path: Path, store: Store, oidc_server: OIDCServer) 
     assert "logged in to cli-dev (oidc): status ok" in out
     assert_no_secrets(store, "cli-dev", out, err)
 
-    show = run_cli("account", "show", "cli-dev", "--json", db=db_path)
+    show = invoke_cli("account", "show", "cli-dev", "--json", db=db_path)
     assert '"status": "ok"' in show.stdout
 
 
@@ -419,11 +419,11 @@ def test_cli_browser_login_heals_account(
 
 
 def test_cli_login_errors_have_exit_codes(db_path: Path, oidc_server: OIDCServer) -> None:
-    missing = run_cli("login", "nobody", "--no-browser", db=db_path)
+    missing = invoke_cli("login", "nobody", "--no-browser", db=db_path)
     assert missing.returncode == 2 and "--provider" in missing.stderr
-    stray = run_cli("login", "x", "--client-id", "y", db=db_path)
+    stray = invoke_cli("login", "x", "--client-id", "y", db=db_path)
     assert stray.returncode == 2
-    timed_out = run_cli(
+    timed_out = invoke_cli(
         "login",
         "slow",
         "--timeout",

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sqlite3
 import types
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import run_cli
+from conftest import invoke_cli
 from stayfresh.store import SQLiteStore
 
 
 def ok(db: Path, *args: str, **kw: object) -> str:
-    done = run_cli(*args, db=db, **kw)  # type: ignore[arg-type]
+    done = invoke_cli(*args, db=db, **kw)  # type: ignore[arg-type]
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -98,19 +100,19 @@ def test_refresh_says_skipped_while_another_process_holds_the_lock(db_path: Path
     ],
 )
 def test_bad_input_is_a_usage_error(db_path: Path, args: list[str], message: str) -> None:
-    done = run_cli("notify", "add", "x", *args, db=db_path)
+    done = invoke_cli("notify", "add", "x", *args, db=db_path)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 def test_bad_sinks_and_ids(db_path: Path) -> None:
-    assert run_cli("notify", "sink", "add", "nope://x", db=db_path).returncode == 2
-    assert run_cli("notify", "remove", "42", db=db_path).returncode == 2
-    assert run_cli("notify", "sink", "remove", "42", db=db_path).returncode == 2
+    assert invoke_cli("notify", "sink", "add", "nope://x", db=db_path).returncode == 2
+    assert invoke_cli("notify", "remove", "42", db=db_path).returncode == 2
+    assert invoke_cli("notify", "sink", "remove", "42", db=db_path).returncode == 2
 
 
 def test_deliver_command_sends_what_is_due(db_path: Path) -> None:
     ok(db_path, "notify", "add", "Now", "--at", "now", "--tz", "UTC")
-    out = run_cli("notify", "deliver", "--json", db=db_path)
+    out = invoke_cli("notify", "deliver", "--json", db=db_path)
     assert out.returncode == 0 and json.loads(out.stdout)["sent"] == 1
     assert "notification: Now" in out.stderr  # the implicit log sink, at WARNING
     history = json.loads(ok(db_path, "notify", "deliveries", "--json"))
@@ -121,8 +123,8 @@ def test_any_command_runs_the_foreground_layer(db_path: Path) -> None:
     ok(db_path, "notify", "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")
     store = SQLiteStore(db_path)
     # pretend the last reschedule was 5 hours ago
-    with store.write() as tx:
-        tx.execute("UPDATE notify_state SET last_reschedule_at = last_reschedule_at - 5 * 3600")
+    with contextlib.closing(sqlite3.connect(store.path)) as raw, raw:
+        raw.execute("UPDATE notify_state SET last_reschedule_at = last_reschedule_at - 5 * 3600")
     ok(db_path, "work", "list")  # an unrelated command
     assert (
         json.loads(ok(db_path, "notify", "status", "--json"))["layers"]["foreground"]["successes"]
@@ -138,8 +140,8 @@ def test_any_command_runs_the_foreground_layer(db_path: Path) -> None:
 
 def test_commands_that_never_open_the_database_do_not_create_it(tmp_path: Path) -> None:
     missing = tmp_path / "none" / "s.db"
-    assert run_cli("--help", db=missing).returncode == 0
-    assert run_cli("notify", "--help", db=missing).returncode == 0
+    assert invoke_cli("--help", db=missing).returncode == 0
+    assert invoke_cli("notify", "--help", db=missing).returncode == 0
     assert not missing.exists()
 
 

@@ -15,9 +15,13 @@ import pytest
 
 from notify_helpers import webhook
 from stayfresh.store import SQLiteStore
-from work_helpers import Daemon, cli, wait_for
+from stayfresh.testing import wait_for
+from work_helpers import Daemon, cli
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals"),
+    pytest.mark.slow,  # daemon processes, SIGKILL
+]
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def test_daemon_delivers_on_time_once_and_runs_the_background_layer(
         daemon = Daemon(db, tmp_path / "d.err")
         daemons.append(daemon)
         wait_for(lambda: delivery_states(db) == [("sent", 1)], what="the reminder to be sent")
-        assert [(r["json"]["title"], r["json"]["message"]) for r in hook.requests] == [
+        assert [(r.json()["title"], r.json()["message"]) for r in hook.requests] == [
             ("Tea", "green")
         ]
         status = json.loads(cli(db, "notify", "status", "--json").stdout)

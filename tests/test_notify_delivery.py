@@ -187,9 +187,10 @@ def test_apprise_json_webhook_on_localhost(store: Store) -> None:
         report = deliver_due(store, now=T0.timestamp())
         assert report.sent == 1
         [req] = hook.requests
-        assert req["path"] == "/hook"
-        assert req["json"]["title"] == "Stretch" and req["json"]["message"] == "Stretch"
-        assert req["json"]["type"] == "info"
+        assert req.path == "/hook"
+        posted = req.json()
+        assert posted["title"] == "Stretch" and posted["message"] == "Stretch"
+        assert posted["type"] == "info"
         hook.status = 500
         report = deliver_due(store, now=T0.timestamp() + H)
         assert report.failed == 1

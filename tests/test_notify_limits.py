@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from stayfresh import notify
 from stayfresh.notify import on_app_start, refresh
 from stayfresh.notify._budget import FOREGROUND_WORK_BUDGET, RULE_WORK_BUDGET, WorkBudget
@@ -104,16 +104,16 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_rules_that_cannot_make_progress_are_refused(
     db_path: Path, args: list[str], message: str
 ) -> None:
-    done = run_cli("notify", "add", "x", "--tz", "Europe/Berlin", *args, db=db_path)
+    done = invoke_cli("notify", "add", "x", "--tz", "Europe/Berlin", *args, db=db_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1  # one line, no traceback
-    listed = run_cli("notify", "list", "--json", db=db_path)
+    listed = invoke_cli("notify", "list", "--json", db=db_path)
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
 def test_a_past_reminder_is_accepted_with_allow_past(db_path: Path) -> None:
-    done = run_cli("notify", "add", "Old", "--at", "2020-01-01 09:00", "--allow-past",
+    done = invoke_cli("notify", "add", "Old", "--at", "2020-01-01 09:00", "--allow-past",
                    "--tz", "UTC", "--json", db=db_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     added = json.loads(done.stdout)
@@ -199,15 +199,15 @@ def test_unrelated_commands_succeed_whatever_is_in_the_database(location: str) -
     store.close()
     # each command runs the foreground layer (the reminders changed since the last window);
     # the subprocess timeout of run_cli is the hang guard
-    shown = run_cli("--db", location, "settings", "show", "--json")
+    shown = invoke_cli("--db", location, "settings", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["sync_frequency"] == "manual"
     assert "foreground layer gave up" in shown.stderr and "Traceback" not in shown.stderr
-    token = run_cli("--db", location, "token", "acct")
+    token = invoke_cli("--db", location, "token", "acct")
     assert token.returncode == 0, token.stderr
     assert token.stdout == "the-access\n"
     # the background layer (here `notify refresh`) schedules the good one and names the bad
-    refreshed = run_cli("--db", location, "notify", "refresh", "--json")
+    refreshed = invoke_cli("--db", location, "notify", "refresh", "--json")
     assert refreshed.returncode == 0, refreshed.stderr
     assert json.loads(refreshed.stdout)["scheduled"] > 0
     assert refreshed.stderr.count("could not be expanded") == 1

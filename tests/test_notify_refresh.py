@@ -207,6 +207,7 @@ def test_background_layer_is_periodic_work_that_always_reschedules(store: Store)
 
 
 def test_a_reschedule_enqueues_one_delivery_work_for_the_earliest_time(store: Store) -> None:
+    jobs.install()  # the composition point: from then on a reschedule schedules delivery
     add(store)
     refresh(store, now=T0)
     refresh(store, now=T0)  # same earliest time: kept, not duplicated

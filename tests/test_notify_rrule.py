@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import invoke_cli
 from stayfresh.errors import ConfigError
 from stayfresh.notify import compute_window, make_rule, normalize_rrule, parse_when
 from stayfresh.store import NewRule, RuleRow
@@ -55,7 +55,7 @@ def test_a_start_in_the_dst_gap_keeps_its_wall_time_on_every_other_day() -> None
 
 
 def test_the_cli_stores_the_wall_time_of_a_gap_start(db_path: Path) -> None:
-    done = run_cli("notify", "add", "Pills", "--rrule", "FREQ=DAILY", "--start",
+    done = invoke_cli("notify", "add", "Pills", "--rrule", "FREQ=DAILY", "--start",
                    "2027-03-28 02:30", "--tz", "Europe/Berlin", "--json", db=db_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rule"]["start"] == "2027-03-28T02:30:00"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,8 +70,8 @@ def test_registered_provider_is_used_by_the_keeper(store: Store, token_server: F
     assert row is not None
     store.update_config("e", dict(row.config))
     # switch the stored account to the registered provider
-    with store.write() as tx:  # type: ignore[attr-defined]
-        tx.execute("UPDATE accounts SET provider = 'echo-test' WHERE name = 'e'")
+    with contextlib.closing(sqlite3.connect(store.path)) as raw, raw:  # type: ignore[attr-defined]
+        raw.execute("UPDATE accounts SET provider = 'echo-test' WHERE name = 'e'")
     with Keeper(store) as keeper:
         assert keeper.ensure_valid_token("e").access_token == "echoed"
     assert token_server.requests[-1].form["extra"] == "1"

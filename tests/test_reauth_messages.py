@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply
 from stayfresh.store import SQLiteStore
 
@@ -19,9 +19,9 @@ def test_token_force_after_invalid_grant_names_the_account(
     token_server.handler = lambda seen: Reply(400, {"error": "invalid_grant"})
 
     runs = [
-        run_cli("token", "work.mail", "--force", db=db),  # the provider says invalid_grant
-        run_cli("token", "work.mail", db=db),  # the account is marked: no request at all
-        run_cli("token", "work.mail", "--force", "--json", db=db),  # forced: asks again
+        invoke_cli("token", "work.mail", "--force", db=db),  # the provider says invalid_grant
+        invoke_cli("token", "work.mail", db=db),  # the account is marked: no request at all
+        invoke_cli("token", "work.mail", "--force", "--json", db=db),  # forced: asks again
     ]
     for done in runs:
         assert done.returncode == 3, done.stderr

@@ -18,18 +18,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import add_oauth2
 from stayfresh.jobs import enqueue_download
 from stayfresh.store import SQLiteStore
+from stayfresh.testing import FakeClock, LocalHTTPServer, Request, Response, wait_for
 from stayfresh.work import Runner, WorkManager, WorkRequest
 from stayfresh.work._owner import local_owner_id, owner_is_dead
-from work_helpers import FakeClock, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and Linux signals")
 
@@ -43,51 +41,31 @@ def body(start: int, end: int) -> bytes:
     return bytes((i * 7 + 3) % 251 for i in range(start, end))
 
 
-class StallingFiles:
+class StallingFiles(LocalHTTPServer):
     """Serves ``/files/<id>.bin`` with Range; while ``stall`` is set, stops after FIRST bytes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.stall = threading.Event()
         self.stall.set()
-        self.release = threading.Event()
         self.ranges: list[str | None] = []
-        files = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def handle(self, request: Request) -> Response:
+        wanted = request.headers.get("range")
+        self.ranges.append(wanted)
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+        headers = {"Content-Length": str(SIZE - start)}
+        if wanted:
+            headers["Content-Range"] = f"bytes {start}-{SIZE - 1}/{SIZE}"
+        return Response(206 if wanted else 200, headers=headers, stream=self._body(start))
 
-            def do_GET(self) -> None:
-                wanted = self.headers.get("range")
-                files.ranges.append(wanted)
-                start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
-                self.send_response(206 if wanted else 200)
-                self.send_header("Content-Length", str(SIZE - start))
-                if wanted:
-                    self.send_header("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}")
-                self.end_headers()
-                try:
-                    if files.stall.is_set():
-                        self.wfile.write(body(start, max(start, FIRST)))
-                        self.wfile.flush()
-                        files.release.wait(120)
-                        return  # the client is gone by now; never complete this response
-                    self.wfile.write(body(start, SIZE))
-                except OSError:
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def _body(self, start: int) -> Iterator[bytes]:
+        if self.stall.is_set():
+            yield body(start, max(start, FIRST))
+            self.stopping.wait(120)  # the client is gone by now; never complete this response
+            return
+        yield body(start, SIZE)
 
 
 @pytest.fixture
@@ -136,6 +114,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     proc.communicate(timeout=30)
 
 
+@pytest.mark.slow  # a download subprocess killed or interrupted mid-transfer
 def test_a_download_run_again_after_sigkill_takes_over_at_once(
     store: SQLiteStore, db_path: Path, account: str, files: StallingFiles, tmp_path: Path
 ) -> None:
@@ -165,6 +144,7 @@ def test_a_download_run_again_after_sigkill_takes_over_at_once(
     assert runs[1].ended_at is not None and runs[1].ended_at.timestamp() < lease_until
 
 
+@pytest.mark.slow  # a download subprocess killed or interrupted mid-transfer
 def test_a_download_held_by_another_host_waits_visibly_then_takes_over(
     store: SQLiteStore, db_path: Path, account: str, files: StallingFiles, tmp_path: Path
 ) -> None:
@@ -192,6 +172,7 @@ def test_a_download_held_by_another_host_waits_visibly_then_takes_over(
     assert runs[1].error is not None and "stopped renewing its lease" in runs[1].error
 
 
+@pytest.mark.slow  # a download subprocess killed or interrupted mid-transfer
 def test_ctrl_c_stops_a_download_keeps_the_partial_file_and_exits_130(
     store: SQLiteStore, db_path: Path, account: str, files: StallingFiles, tmp_path: Path
 ) -> None:

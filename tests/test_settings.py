@@ -8,29 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from stayfresh.errors import ConfigError
 from stayfresh.jobs import (
     Settings,
     apply_settings,
-    library_sync_work_name,
     load_settings,
     logout,
     on_account_ready,
     save_setting,
+)
+from stayfresh.jobs.internal import (
+    library_sync_work_name,
     token_refresh_work_name,
     validate_setting,
 )
 from stayfresh.store import Store
+from stayfresh.testing import FakeClock
 from stayfresh.work import NullWaker, WorkInfo, WorkManager, WorkState
-from work_helpers import FakeClock
 
 HOUR = 3600.0
 
 
 @pytest.fixture
 def manager(store: Store) -> WorkManager:
-    return WorkManager(store, clock=FakeClock(), waker=NullWaker())
+    return WorkManager(store, clock=FakeClock(1_700_000_000.0), waker=NullWaker())
 
 
 def live(manager: WorkManager, name: str) -> list[WorkInfo]:
@@ -187,18 +189,18 @@ def test_settings_never_revive_a_logged_out_account(store: Store, manager: WorkM
 
 def test_cli_settings_show_set_and_errors(db_path: Path, store: Store) -> None:
     add_oauth2(store, "alice", "http://127.0.0.1:9/token")
-    shown = run_cli("settings", "show", "--json", db=db_path)
+    shown = invoke_cli("settings", "show", "--json", db=db_path)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["sync_frequency"] == "manual"
 
-    done = run_cli("settings", "set", "sync_frequency", "6h", db=db_path)
+    done = invoke_cli("settings", "set", "sync_frequency", "6h", db=db_path)
     assert done.returncode == 0, done.stderr
     assert "sync_frequency = 6h" in done.stdout
     assert "library-sync:alice: scheduled every 6h, network unmetered" in done.stdout
     infos = WorkManager(store, waker=NullWaker()).by_name("library-sync:alice")
     assert [i.state for i in infos] == [WorkState.ENQUEUED]
 
-    text = run_cli("settings", "show", db=db_path)
+    text = invoke_cli("settings", "show", db=db_path)
     assert "6h (set)" in text.stdout and "sync_wifi_only" in text.stdout
 
     for args, message in [
@@ -207,7 +209,7 @@ def test_cli_settings_show_set_and_errors(db_path: Path, store: Store) -> None:
         (("nope", "1"), "unknown setting 'nope'"),
         (("auto_token_refresh", "sometimes"), "must be on or off"),
     ]:
-        bad = run_cli("settings", "set", *args, db=db_path)
+        bad = invoke_cli("settings", "set", *args, db=db_path)
         assert bad.returncode == 2, bad
         assert message in bad.stderr and bad.stderr.startswith("error: ")
         assert "Traceback" not in bad.stderr

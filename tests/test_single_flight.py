@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from oidc_server import OIDCServerFactory
 from stayfresh.store import SQLiteStore
+from stayfresh.testing import wait_for
 from stayfresh.tokens import Keeper, TokenSet, add_account
 
 UTC = dt.UTC
@@ -30,6 +30,7 @@ from stayfresh.store import SQLiteStore
 from stayfresh.tokens import Keeper
 go = sys.argv[2]
 keeper = Keeper(SQLiteStore(sys.argv[1]), lock_timeout=60)
+open(f"{go}.ready.{os.getpid()}", "w").close()  # imported and at the barrier
 while not os.path.exists(go):
     time.sleep(0.001)
 result = keeper.ensure_valid_token("shared")
@@ -92,7 +93,7 @@ def test_one_refresh_for_threads_tasks_and_processes(
     threads = [threading.Thread(target=thread_call) for _ in range(200)]
     for t in [*threads, loop_thread]:
         t.start()
-    time.sleep(0.5)  # let the children import and wait at the barrier
+    wait_for(lambda: len(list(tmp_path.glob("go.ready.*"))) == 8, what="the children ready")
     go.touch()
     start.set()
     for t in [*threads, loop_thread]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply
 from stayfresh.jobs import collect_status, on_account_ready, save_setting
 from stayfresh.store import Store
@@ -61,7 +61,7 @@ def test_cli_status_text_and_json(
     db_path: Path, store: Store, token_server: FakeTokenServer
 ) -> None:
     _populate(store, token_server)
-    done = run_cli("status", db=db_path, env={"COLUMNS": "200"})
+    done = invoke_cli("status", db=db_path, env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     text = done.stdout
     for needle in (
@@ -78,7 +78,7 @@ def test_cli_status_text_and_json(
         "in 1d",
     ):
         assert needle in text, (needle, text)
-    as_json = run_cli("status", "--json", db=db_path)
+    as_json = invoke_cli("status", "--json", db=db_path)
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert {a["name"] for a in data["accounts"]} == {"alice", "bob"}
@@ -94,17 +94,17 @@ def test_cli_status_hides_cancelled_works_unless_asked(
 ) -> None:
     add_oauth2(store, "alice", token_server.token_url)
     on_account_ready(store, "alice", manager=WorkManager(store, waker=NullWaker()))
-    assert run_cli("logout", "alice", db=db_path).returncode == 0
-    plain = json.loads(run_cli("status", "--json", db=db_path).stdout)
+    assert invoke_cli("logout", "alice", db=db_path).returncode == 0
+    plain = json.loads(invoke_cli("status", "--json", db=db_path).stdout)
     assert plain["works"] == []
     assert plain["accounts"][0]["status_message"] == "logged out"
-    everything = json.loads(run_cli("status", "--json", "--all", db=db_path).stdout)
+    everything = json.loads(invoke_cli("status", "--json", "--all", db=db_path).stdout)
     assert [w["state"] for w in everything["works"]] == ["CANCELLED"]
-    empty = run_cli("status", db=db_path)
+    empty = invoke_cli("status", db=db_path)
     assert empty.returncode == 0 and "no works scheduled" in empty.stdout
 
 
 def test_cli_status_on_an_empty_database(db_path: Path) -> None:
-    done = run_cli("status", db=db_path)
+    done = invoke_cli("status", db=db_path)
     assert done.returncode == 0, done.stderr
     assert "stayfresh account add" in done.stdout

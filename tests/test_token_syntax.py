@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_oauth2, run_cli
+from conftest import add_oauth2, invoke_cli
 from fake_token_server import FakeTokenServer, Reply, token_reply
 from stayfresh.errors import ConfigError, ProviderError
 from stayfresh.store import Store
@@ -155,17 +155,17 @@ def test_user_given_tokens_are_checked_too(store: Store) -> None:
 def test_cli_refuses_and_prints_nothing_raw(tmp_path: Path, token_server: FakeTokenServer) -> None:
     db = tmp_path / "data" / "stayfresh.db"
     token_server.handler = lambda seen: Reply(200, {"access_token": f"x\x1b]0;owned\x07{TAIL}"})
-    add = run_cli(
+    add = invoke_cli(
         "account", "add", "acct", "--provider", "oauth2", "--token-url", token_server.token_url,
         "--client-id", "c", "--refresh-token-env", "RT", db=db, env={"RT": "rt"},
     )  # fmt: skip
     assert add.returncode == 0, add.stderr
-    done = run_cli("-vv", "token", "acct", db=db)
+    done = invoke_cli("-vv", "token", "acct", db=db)
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
     assert TAIL not in done.stderr and "\x1b" not in done.stderr
     assert "U+001B" in done.stderr
-    bad = run_cli(
+    bad = invoke_cli(
         "account", "add", "other", "--provider", "oauth2", "--token-url", token_server.token_url,
         "--client-id", "c", "--refresh-token-env", "RT", db=db, env={"RT": f"rt\r\n{TAIL}"},
     )  # fmt: skip

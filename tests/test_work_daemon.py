@@ -21,11 +21,15 @@ from pathlib import Path
 import pytest
 
 from stayfresh.store import SQLiteStore, open_store
+from stayfresh.testing import wait_for
 from stayfresh.work import SocketWaker, WorkManager, control_dir
 from stayfresh.work._control import SocketListener
-from work_helpers import Daemon, cli, read_log, wait_for
+from work_helpers import Daemon, cli, read_log
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals"),
+    pytest.mark.slow,  # daemon processes, SIGKILL, SIGSTOP
+]
 
 FAST = {"STAYFRESH_MIN_INTERVAL": "1"}
 

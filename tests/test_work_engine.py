@@ -10,6 +10,7 @@ import pytest
 import work_helpers as wh
 from stayfresh.errors import ConfigError
 from stayfresh.store import SQLiteStore, Store
+from stayfresh.testing import FakeClock
 from stayfresh.work import (
     Constraints,
     Result,
@@ -19,7 +20,6 @@ from stayfresh.work import (
     WorkState,
     register_worker,
 )
-from work_helpers import FakeClock
 
 ENV = {"STAYFRESH_MIN_INTERVAL": "1"}
 
@@ -34,7 +34,7 @@ def _reset_calls() -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture

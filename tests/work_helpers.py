@@ -1,4 +1,6 @@
-"""Helpers for the work-engine tests: a fake clock, test workers, daemon processes.
+"""Helpers for the work-engine tests: test workers, daemon processes.
+
+The clock and ``wait_for`` come from :mod:`stayfresh.testing`.
 
 The workers here are imported by name (``work_helpers:record``) in daemon
 subprocesses too, which get ``tests/`` on PYTHONPATH.
@@ -13,28 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stayfresh.testing import wait_for
 from stayfresh.work import Result, WorkerContext
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 # -- workers ------------------------------------------------------------------------
@@ -210,12 +198,3 @@ class Daemon:
         finally:
             self._err.close()
         return code
-
-
-def wait_for(cond: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
-    """Wait until ``cond()`` holds; fail with ``what`` after ``timeout`` s (a hang guard, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

@@ -1,0 +1,610 @@
+"""Every branch of the refresh decision, driven by hand: no HTTP, no SQLite, no threads.
+
+:func:`stayfresh.tokens._flow.refresh_flow` is a sans-IO generator: it yields
+effects (a store or lock :class:`Call`, an :class:`Http` request) and is sent
+their results. Here a table gives the account as the caller saw it, the options,
+and the replies to send in order (a lock answer, an account as loaded, an HTTP
+reply, a swap's new version, or an exception to throw into the flow, as the
+keeper's drivers do when an effect fails); each row checks the effects the flow
+asked for, in order, and how it ended (a result or an exception).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from stayfresh.errors import AccountNotFound, ProviderError, ReauthRequired, TransientError
+from stayfresh.store import Store
+from stayfresh.testing import FakeClock
+from stayfresh.tokens._flow import Call, FlowOptions, Http, HttpReply, load_account, refresh_flow
+from stayfresh.tokens._model import Account, TokenResult, TokenSet
+
+UTC = dt.UTC
+NOW = 1_700_000_000.0
+TOKEN_URL = "https://idp.example/token"
+ISSUER = "https://idp.example"
+DISCOVERY = "https://idp.example/.well-known/openid-configuration"
+THRESHOLD = 1800.0  # refresh from 30 min before expiry
+WINDOW = 120.0  # the mandatory window: closer to expiry, wait for another's refresh
+LOCK_TIMEOUT = 30.0
+
+
+# -- a store that only names things: the flow never calls it, it yields calls to it -------
+
+
+class FakeLock:
+    def acquire(self, timeout: float) -> bool:
+        raise AssertionError("the table answers lock calls")
+
+    def release(self) -> None:
+        raise AssertionError("the table answers lock calls")
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.lock = FakeLock()
+        self.locked: list[str] = []
+
+    def refresh_lock(self, name: str) -> FakeLock:
+        self.locked.append(name)
+        return self.lock
+
+    def begin_refresh(self, name: str, version: int) -> None:
+        raise AssertionError("the table answers store calls")
+
+    def update_config(self, name: str, config: dict[str, Any]) -> None:
+        raise AssertionError("the table answers store calls")
+
+
+# -- the accounts, replies and options of the table --------------------------------------
+
+
+def account(
+    *,
+    left: float = 3600,
+    access: str | None = "a1",
+    refresh: str | None = "r1",
+    version: int = 1,
+    status: str = "ok",
+    provider: str = "oauth2",
+    config: dict[str, Any] | None = None,
+) -> Account:
+    """Account ``acct`` whose access token expires ``left`` s after NOW (lived 2 h before)."""
+    expires = dt.datetime.fromtimestamp(NOW + left, UTC)
+    return Account(
+        name="acct",
+        provider=provider,
+        config=config if config is not None else {"token_url": TOKEN_URL, "client_id": "cid"},
+        tokens=TokenSet(
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=expires,
+            obtained_at=dt.datetime.fromtimestamp(NOW - 7200, UTC),
+        ),
+        version=version,
+        status=status,
+        status_message="refresh token rejected" if status == "needs_login" else None,
+    )
+
+
+OIDC = {"issuer": ISSUER, "client_id": "cid"}
+
+VALID = account(left=3600)  # outside the 30 min threshold
+STALE = account(left=20 * 60)  # inside the threshold, outside the mandatory window
+URGENT = account(left=60)  # inside the mandatory window
+EXPIRED = account(left=-5)
+NEWER_VALID = account(left=3600, access="a2", refresh="r2", version=2)
+NEWER_STALE = account(left=-5, access="a2", refresh="r2", version=2)
+NEEDS_LOGIN = account(left=-5, status="needs_login")
+NO_REFRESH = account(left=-5, refresh=None)
+OIDC_EXPIRED = account(left=-5, provider="oidc", config=OIDC)
+
+
+def http(status: int, body: Any, **headers: str) -> HttpReply:
+    at = dt.datetime.fromtimestamp(NOW, UTC)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return HttpReply(status, {k.replace("_", "-"): v for k, v in headers.items()}, data, at, at)
+
+
+def token(access: str = "a-new", refresh: str | None = None, expires_in: int = 3600) -> HttpReply:
+    body: dict[str, Any] = {"access_token": access, "token_type": "Bearer"}
+    body["expires_in"] = expires_in
+    if refresh is not None:
+        body["refresh_token"] = refresh
+    return http(200, body)
+
+
+INVALID_GRANT = http(400, {"error": "invalid_grant"})
+BUSY = http(503, {"error": "temporarily_unavailable"})
+DISCOVERED = http(200, {"token_endpoint": "https://idp.example/oidc/token"})
+
+
+def options(**overrides: Any) -> FlowOptions:
+    base: dict[str, Any] = {
+        "threshold": THRESHOLD,
+        "force": False,
+        "background": False,
+        "mandatory_window": WINDOW,
+        "lock_timeout": LOCK_TIMEOUT,
+    }
+    return FlowOptions(**{**base, **overrides})
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+#: effects whose result the flow uses (their reply may also be an exception to throw)
+ANSWERED = {"try-lock", "lock", "load", "swap", "GET", "POST"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Fail:
+    """A reply for an effect whose result is unused: it raised ``error``."""
+
+    at: str
+    error: BaseException
+
+
+def describe(effect: Any, store: FakeStore) -> tuple[Any, ...]:
+    """A readable name for one effect (and the arguments that matter)."""
+    if isinstance(effect, Http):
+        return (effect.method, effect.url, dict(effect.data or {}).get("refresh_token"))
+    assert isinstance(effect, Call)
+    fn, args = effect.fn, effect.args
+    owner = getattr(fn, "__self__", None)
+    if owner is store.lock:
+        if fn.__name__ == "release":
+            return ("release",)
+        assert effect.blocking == (args[0] != 0)  # a try runs inline in the async driver
+        return ("try-lock",) if args == (0,) else ("lock", args[0])
+    if owner is store:
+        if fn.__name__ == "begin_refresh":
+            return ("begin", args[1])
+        assert fn.__name__ == "update_config"
+        return ("config", args[1]["token_url"])
+    name = getattr(fn, "__name__", repr(fn))
+    if fn is load_account:
+        return ("load",)
+    if name == "_swap":
+        return ("swap", args[2], args[3].access_token, args[3].refresh_token)
+    if name == "_record_success":
+        return ("success", args[2])
+    if name == "_record_failure":
+        return ("failure", args[2], type(args[4]).__name__)
+    raise AssertionError(f"unexpected effect {effect!r}")
+
+
+def drive(
+    seen: Account, opts: FlowOptions, replies: list[Any]
+) -> tuple[list[tuple[Any, ...]], TokenResult | BaseException]:
+    """Run the flow to its end, answering from ``replies``; (effects seen, outcome)."""
+    store = FakeStore()
+    flow = refresh_flow(cast(Store, store), seen, opts, FakeClock(NOW))
+    effects: list[tuple[Any, ...]] = []
+    pending = list(replies)
+    send: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = flow.throw(error) if error is not None else flow.send(send)
+            except StopIteration as stop:
+                outcome: TokenResult | BaseException = stop.value
+                break
+            except Exception as exc:
+                outcome = exc
+                break
+            effects.append(describe(effect, store))
+            send, error = None, None
+            kind = effects[-1][0]
+            if pending and isinstance(pending[0], Fail) and pending[0].at == kind:
+                error = pending.pop(0).error
+            elif kind in ANSWERED:
+                assert pending, f"no reply left for {effects[-1]} after {effects}"
+                reply = pending.pop(0)
+                if isinstance(reply, BaseException):
+                    error = reply
+                else:
+                    send = reply
+    finally:
+        # an aborted test ends the flow here, not in the garbage collector (RuntimeError:
+        # its ``finally`` asks for a release that nobody answers)
+        with contextlib.suppress(RuntimeError):
+            flow.close()
+    assert pending == [], f"replies left over: {pending} after {effects}"
+    assert store.locked == ["acct"]
+    return effects, outcome
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    seen: Account
+    replies: list[Any]
+    effects: list[tuple[Any, ...]]
+    #: (access token, was_refreshed), or the exception type and a part of its message
+    outcome: tuple[str | None, bool] | tuple[type[BaseException], str]
+    opts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: a last look at the result or exception
+    check: Callable[[Any], bool] | None = None
+
+
+LOCKED = ("try-lock",)
+REFRESH = [("begin", 1), ("POST", TOKEN_URL, "r1")]
+SWAP = ("swap", 1, "a-new", "r1")
+
+ROWS = {
+    # -- the lock is held by another process
+    "busy/valid-beyond-window: use the seen token at once, no wait": Row(
+        STALE, [False], [LOCKED], ("a1", False)
+    ),
+    "busy/inside-window: wait for the other's refresh, then use what it stored": Row(
+        URGENT,
+        [False, True, NEWER_VALID],
+        [LOCKED, ("lock", LOCK_TIMEOUT), ("load",), ("release",)],
+        ("a2", True),
+    ),
+    "busy/forced: wait even with time left": Row(
+        VALID,
+        [False, True, NEWER_VALID],
+        [LOCKED, ("lock", LOCK_TIMEOUT), ("load",), ("release",)],
+        ("a2", True),
+        opts={"force": True},
+    ),
+    "busy/wait-times-out: transient error, nothing to release": Row(
+        URGENT,
+        [False, False],
+        [LOCKED, ("lock", LOCK_TIMEOUT)],
+        (TransientError, "timed out waiting for another process's refresh"),
+    ),
+    "busy/waited-but-other-failed: refresh ourselves": Row(
+        URGENT,
+        [False, True, URGENT, token(), 2],
+        [
+            LOCKED,
+            ("lock", LOCK_TIMEOUT),
+            ("load",),
+            *REFRESH,
+            SWAP,
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+    ),
+    # -- locked: the re-read decides
+    "locked/valid-after-reread: nothing to do": Row(
+        VALID, [True, VALID], [LOCKED, ("load",), ("release",)], ("a1", False)
+    ),
+    "locked/another-process-refreshed: use its token": Row(
+        EXPIRED, [True, NEWER_VALID], [LOCKED, ("load",), ("release",)], ("a2", True)
+    ),
+    "locked/newer-but-stale-too: refresh with the newer refresh token": Row(
+        EXPIRED,
+        [True, NEWER_STALE, token(), 3],
+        [
+            LOCKED,
+            ("load",),
+            ("begin", 2),
+            ("POST", TOKEN_URL, "r2"),
+            ("swap", 2, "a-new", "r2"),
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+    ),
+    "locked/forced-and-newer: the other's refresh counts as ours": Row(
+        VALID,
+        [True, NEWER_VALID],
+        [LOCKED, ("load",), ("release",)],
+        ("a2", True),
+        opts={"force": True},
+    ),
+    "locked/forced-and-newer-even-if-stale: a forced refresh wants a newer token, not a fresh one": Row(
+        VALID,
+        [True, NEWER_STALE],
+        [LOCKED, ("load",), ("release",)],
+        ("a2", True),
+        opts={"force": True},
+    ),
+    "locked/forced: refresh a valid token": Row(
+        VALID,
+        [True, VALID, token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        ("a-new", True),
+        opts={"force": True},
+    ),
+    "locked/forced-by-401-of-current-token: refresh": Row(
+        VALID,
+        [True, VALID, token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        ("a-new", True),
+        opts={"force": True, "rejected": "a1"},
+    ),
+    "locked/forced-by-401-of-a-replaced-token: moot, use the new one": Row(
+        VALID,
+        [True, VALID],
+        [LOCKED, ("load",), ("release",)],
+        ("a1", False),
+        opts={"force": True, "rejected": "a0"},
+    ),
+    "locked/needs-login: reauth without asking the provider": Row(
+        NEEDS_LOGIN,
+        [True, NEEDS_LOGIN],
+        [LOCKED, ("load",), ("release",)],
+        (ReauthRequired, "acct needs a new login (refresh token rejected)"),
+    ),
+    "locked/needs-login-but-forced: try the refresh token anyway": Row(
+        NEEDS_LOGIN,
+        [True, NEEDS_LOGIN, token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        ("a-new", True),
+        opts={"force": True},
+    ),
+    "locked/account-deleted: not found, lock released": Row(
+        EXPIRED,
+        [True, AccountNotFound("no account named 'acct'")],
+        [LOCKED, ("load",), ("release",)],
+        (AccountNotFound, "no account named 'acct'"),
+    ),
+    # -- the refresh request
+    "refresh/stale-token: refreshed, refresh token kept": Row(
+        STALE,
+        [True, STALE, token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        ("a-new", True),
+        check=lambda r: (
+            r.tokens.refresh_token == "r1" and r.tokens.expires_at.timestamp() == NOW + 3600
+        ),
+    ),
+    "refresh/rotated-refresh-token: the new one is stored": Row(
+        EXPIRED,
+        [True, EXPIRED, token(refresh="r-new"), 2],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("swap", 1, "a-new", "r-new"),
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+        check=lambda r: r.tokens.refresh_token == "r-new",
+    ),
+    "refresh/no-access-token-at-all: refresh now": Row(
+        account(access=None),
+        [True, account(access=None), token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        ("a-new", True),
+    ),
+    "refresh/background: metrics say background": Row(
+        EXPIRED,
+        [True, EXPIRED, token(), 2],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "background"), ("release",)],
+        ("a-new", True),
+        opts={"background": True},
+    ),
+    "refresh/swap-lost: a newer token was stored meanwhile, theirs wins": Row(
+        EXPIRED,
+        [True, EXPIRED, token(), None, NEWER_VALID],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("load",), ("release",)],
+        ("a2", True),
+    ),
+    "refresh/no-refresh-token: reauth after a re-read, recorded, no request": Row(
+        NO_REFRESH,
+        [True, NO_REFRESH, NO_REFRESH],
+        [
+            LOCKED,
+            ("load",),
+            ("begin", 1),
+            ("load",),
+            ("failure", "jit", "ReauthRequired"),
+            ("release",),
+        ],
+        (ReauthRequired, "the account has no refresh token"),
+        check=lambda e: e.account == "acct",
+    ),
+    "refresh/provider-5xx: transient, recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, BUSY],
+        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "TransientError"), ("release",)],
+        (TransientError, "token endpoint answered 503"),
+    ),
+    "refresh/provider-5xx-in-background: recorded as background": Row(
+        EXPIRED,
+        [True, EXPIRED, BUSY],
+        [LOCKED, ("load",), *REFRESH, ("failure", "background", "TransientError"), ("release",)],
+        (TransientError, "token endpoint answered 503"),
+        opts={"background": True},
+    ),
+    "refresh/provider-4xx: provider error, recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, http(400, {"error": "invalid_request"})],
+        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "ProviderError"), ("release",)],
+        (ProviderError, "token endpoint answered 400: invalid_request"),
+    ),
+    "refresh/transport-error: thrown into the flow, recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, TransientError("connection refused")],
+        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "TransientError"), ("release",)],
+        (TransientError, "connection refused"),
+    ),
+    "refresh/store-fails-before-the-request: not a token error, not recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, Fail("begin", OSError("disk full"))],
+        [LOCKED, ("load",), ("begin", 1), ("release",)],
+        (OSError, "disk full"),
+    ),
+    # -- invalid_grant: the rotation race
+    "rotation/invalid-grant-same-refresh-token: reauth, recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, INVALID_GRANT, EXPIRED],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("load",),
+            ("failure", "jit", "ReauthRequired"),
+            ("release",),
+        ],
+        (ReauthRequired, "the refresh token was rejected (invalid_grant)"),
+        check=lambda e: e.account == "acct",
+    ),
+    "rotation/another-process-rotated-and-its-token-is-fresh: use it": Row(
+        EXPIRED,
+        [True, EXPIRED, INVALID_GRANT, NEWER_VALID],
+        [LOCKED, ("load",), *REFRESH, ("load",), ("release",)],
+        ("a2", True),
+    ),
+    "rotation/another-process-rotated-but-forced: retry with its refresh token": Row(
+        EXPIRED,
+        [True, EXPIRED, INVALID_GRANT, NEWER_VALID, token(), 3],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("load",),
+            ("POST", TOKEN_URL, "r2"),
+            ("swap", 2, "a-new", "r2"),
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+        opts={"force": True},
+    ),
+    "rotation/another-process-rotated-stale-token: retry with its refresh token": Row(
+        EXPIRED,
+        [True, EXPIRED, INVALID_GRANT, NEWER_STALE, token(), 3],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("load",),
+            ("POST", TOKEN_URL, "r2"),
+            ("swap", 2, "a-new", "r2"),
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+    ),
+    "rotation/retry-rejected-too: reauth, recorded": Row(
+        EXPIRED,
+        [True, EXPIRED, INVALID_GRANT, NEWER_STALE, INVALID_GRANT],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("load",),
+            ("POST", TOKEN_URL, "r2"),
+            ("failure", "jit", "ReauthRequired"),
+            ("release",),
+        ],
+        (ReauthRequired, "the refresh token was rejected"),
+    ),
+    # -- OIDC discovery before the first refresh
+    "discovery/ok: the token endpoint is stored, then used": Row(
+        OIDC_EXPIRED,
+        [True, OIDC_EXPIRED, DISCOVERED, token(), 2],
+        [
+            LOCKED,
+            ("load",),
+            ("GET", DISCOVERY, None),
+            ("config", "https://idp.example/oidc/token"),
+            ("begin", 1),
+            ("POST", "https://idp.example/oidc/token", "r1"),
+            SWAP,
+            ("success", "jit"),
+            ("release",),
+        ],
+        ("a-new", True),
+    ),
+    "discovery/5xx: transient, recorded": Row(
+        OIDC_EXPIRED,
+        [True, OIDC_EXPIRED, http(502, b"bad gateway")],
+        [
+            LOCKED,
+            ("load",),
+            ("GET", DISCOVERY, None),
+            ("failure", "jit", "TransientError"),
+            ("release",),
+        ],
+        (TransientError, "OIDC discovery answered 502"),
+    ),
+    "discovery/429: transient": Row(
+        OIDC_EXPIRED,
+        [True, OIDC_EXPIRED, http(429, b"slow down")],
+        [
+            LOCKED,
+            ("load",),
+            ("GET", DISCOVERY, None),
+            ("failure", "jit", "TransientError"),
+            ("release",),
+        ],
+        (TransientError, "OIDC discovery answered 429"),
+    ),
+    "discovery/404: provider error, recorded": Row(
+        OIDC_EXPIRED,
+        [True, OIDC_EXPIRED, http(404, b"not found")],
+        [
+            LOCKED,
+            ("load",),
+            ("GET", DISCOVERY, None),
+            ("failure", "jit", "ProviderError"),
+            ("release",),
+        ],
+        (ProviderError, "OIDC discovery answered 404"),
+    ),
+    "discovery/not-json: provider error": Row(
+        OIDC_EXPIRED,
+        [True, OIDC_EXPIRED, http(200, b"<html>")],
+        [
+            LOCKED,
+            ("load",),
+            ("GET", DISCOVERY, None),
+            ("failure", "jit", "ProviderError"),
+            ("release",),
+        ],
+        (ProviderError, "OIDC discovery document has no token_endpoint"),
+    ),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS.values()), ids=list(ROWS))
+def test_refresh_flow(row: Row) -> None:
+    effects, outcome = drive(row.seen, options(**row.opts), row.replies)
+    assert effects == row.effects
+    expected = row.outcome
+    if isinstance(expected[0], type):
+        assert isinstance(outcome, expected[0]), outcome
+        assert str(expected[1]) in str(outcome)
+    else:
+        assert isinstance(outcome, TokenResult), outcome
+        assert (outcome.tokens.access_token, outcome.was_refreshed) == expected
+        assert outcome.account == "acct"
+    if row.check is not None:
+        assert row.check(outcome)
+
+
+def test_the_table_names_every_effect_the_flow_can_ask_for() -> None:
+    """A new kind of effect must get a row (``describe`` refuses unknown ones)."""
+    seen = {effect[0] for row in ROWS.values() for effect in row.effects}
+    assert seen == {
+        "try-lock",
+        "lock",
+        "load",
+        "release",
+        "begin",
+        "config",
+        "GET",
+        "POST",
+        "swap",
+        "success",
+        "failure",
+    }
