@@ -178,6 +178,7 @@ def test_every_secret_echoed_by_the_server_is_scrubbed(
     assert any("Bad gateway for" in text for text in echoed)
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 def test_cli_output_holds_no_echoed_secret(
     target: tuple[str, Store], token_server: FakeTokenServer
 ) -> None:

@@ -55,14 +55,8 @@ HTML_502 = (
 
 @pytest.fixture
 def token_server() -> Iterator[FakeTokenServer]:
-    """conftest's server, but serving with a short poll so that stopping it is quick."""
-    server = FakeTokenServer()
-    thread = threading.Thread(
-        target=server._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.stop()
+    with FakeTokenServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -315,6 +315,7 @@ def test_memory_stays_flat_against_endless_bodies(evil: HostileServer, tmp_path:
 GUARD = 60.0
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 @pytest.mark.parametrize(
     "behaviour",
     [drip(b'{"access_token": "late", "expires_in": 3600}' + b" " * 200, 1.0), slow_headers(1.0)],
@@ -347,6 +348,7 @@ def test_the_timeout_is_a_total_deadline_on_both_drivers(
     assert f"127.0.0.1:{evil.port}/token" in str(sync_error.value)
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 def test_a_dripping_library_page_ends_at_the_deadline(
     db: tuple[Store, str], evil: HostileServer
 ) -> None:
@@ -361,6 +363,7 @@ def test_a_dripping_library_page_ends_at_the_deadline(
     assert state is None or state.state == "running"
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 def test_a_timed_out_cli_refresh_releases_the_lock_for_the_next_process(
     db: tuple[Store, str], evil: HostileServer
 ) -> None:

@@ -107,6 +107,7 @@ def token_server() -> Iterator[FakeTokenServer]:
 # -- every command, with DEBUG logging -----------------------------------------------------
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 def test_no_secret_in_any_cli_output(tmp_path: Path, token_server: FakeTokenServer) -> None:
     db = tmp_path / "data" / "stayfresh.db"
     release = threading.Event()

@@ -125,6 +125,7 @@ def test_api_refuses_a_file_that_is_not_ours_and_leaves_it_untouched(
     assert set(os.listdir(tmp_path)) == files  # no -wal, -shm or .locks left beside it
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_cli_refuses_a_file_that_is_not_ours_with_exit_2(tmp_path: Path, kind: str) -> None:
     path, before, files = _prepared(tmp_path, kind)
@@ -253,6 +254,7 @@ def write_locked(db_path: Path) -> Iterator[Callable[[str], subprocess.Popen[str
         proc.communicate(timeout=30)  # reaps it and closes the pipes
 
 
+@pytest.mark.slow  # real deadlines or a subprocess per command: not in make test-quick
 @pytest.mark.parametrize("mode", ["IMMEDIATE", "EXCLUSIVE"])
 def test_read_only_commands_run_while_another_process_holds_the_write_lock(
     store: Store, db_path: Path, write_locked: Callable[[str], subprocess.Popen[str]], mode: str
