@@ -36,7 +36,7 @@ Dialect = Literal["sqlite", "postgres"]
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 #: a quoted string (left alone), a ``:param`` (not a ``::cast``), or a ``%``
-_PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)|%")
+PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)|%")
 _ANY = re.compile(r"(<>|=)\s*(ANY|ALL)\s*\(\s*:(\w+)\s*\)", re.IGNORECASE)
 _ROW_LOCK = re.compile(r"\s+FOR\s+(UPDATE|SHARE)(\s+SKIP\s+LOCKED)?\b", re.IGNORECASE)
 
@@ -70,7 +70,7 @@ def to_postgres(sql: str) -> str:
             return f"%({m.group(1)})s"
         return m.group(0).replace("%", "%%")  # a quoted string, or a bare %
 
-    return re.sub(r"\browid\b", "seq", _PARAM.sub(param, sql))
+    return re.sub(r"\browid\b", "seq", PARAMETER.sub(param, sql))
 
 
 @functools.cache

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
+import operator
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -44,7 +47,7 @@ from ._guard import (
 )
 from ._library import LibrarySQL
 from ._notify import NotifySQL
-from ._queries import Dialect, load_migrations, split_statements
+from ._queries import PARAMETER, Dialect, load_migrations, split_statements
 from ._rows import RowLike
 from ._sql import Cursor, Tx
 from ._work import WorkSQL
@@ -56,17 +59,34 @@ T = TypeVar("T")
 _LISTS = (list, tuple, set, frozenset)
 
 
-def _bind(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """sqlite3 parameters: a list (tuple, set) is bound as JSON text for ``json_each``.
+@functools.cache
+def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]]:
+    """A named statement as sqlite3 runs it fastest: ``?`` marks, and a getter of its values.
 
-    Most statements bind no list: their parameters pass through uncopied.
+    Positional binding of tuples built in C (:func:`operator.itemgetter`) is
+    what keeps a 15,000-row ``executemany`` as cheap as hand-written ``?`` SQL.
     """
-    for value in params.values():
-        if isinstance(value, _LISTS):
-            return {
-                k: json.dumps(list(v)) if isinstance(v, _LISTS) else v for k, v in params.items()
-            }
-    return params
+    names: list[str] = []
+
+    def mark(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group(0)  # a quoted string or a bare %
+        names.append(m.group(1))
+        return "?"
+
+    text = PARAMETER.sub(mark, sql)
+    if len(names) == 1:
+        only = names[0]
+        return text, lambda params: (params[only],)
+    getter = operator.itemgetter(*names) if names else (lambda params: ())
+    return text, getter
+
+
+def _lists_as_json(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A list (tuple, set) is bound as JSON text, for ``json_each``."""
+    if not any(isinstance(v, _LISTS) for v in args):
+        return args
+    return tuple(json.dumps(list(v)) if isinstance(v, _LISTS) else v for v in args)
 
 
 class SQLiteTx(Tx):
@@ -77,10 +97,15 @@ class SQLiteTx(Tx):
         self.conn = conn
 
     def execute(self, sql: str, params: Mapping[str, Any]) -> Cursor:
-        return self.conn.execute(sql, _bind(params))
+        text, values = _positional(sql)
+        return self.conn.execute(text, _lists_as_json(values(params)))
 
     def executemany(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
-        self.conn.executemany(sql, [_bind(r) for r in rows])
+        text, values = _positional(sql)
+        args = list(map(values, rows))
+        if _lists_as_json(args[0]) is not args[0]:  # rows of one batch bind the same types
+            args = [_lists_as_json(a) for a in args]
+        self.conn.executemany(text, args)
 
 
 class FileRefreshLock(RefreshLock):
@@ -219,8 +244,12 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
     def select(self, name: str, /, **params: Any) -> list[RowLike]:
         """One named read outside any explicit transaction."""
         with self._typed_errors():
-            rows: list[RowLike] = self._conn().execute(self.queries[name], _bind(params)).fetchall()
+            rows: list[RowLike] = self._conn().execute(*self._bound(name, params)).fetchall()
             return rows
+
+    def _bound(self, name: str, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        text, values = _positional(self.queries[name])
+        return text, _lists_as_json(values(params))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
