@@ -17,7 +17,7 @@ from fake_token_server import FakeTokenServer
 from stayfresh.store import SQLiteStore, Store
 from stayfresh.tokens import Keeper, TokenSet, add_account
 
-pytest_plugins = ["oidc_server", "library_helpers", "pg_server", "hostile_server"]
+pytest_plugins = ["store_backends", "oidc_server", "library_helpers", "pg_server", "hostile_server"]
 
 UTC = dt.UTC
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,6 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,46 +32,10 @@ from stayfresh.store import (
     Store,
     TokenRow,
 )
+from store_backends import Opener
 from test_store_schema import describe_postgres, describe_sqlite
 
-Opener = Callable[[], Store]
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """A function opening a new store on one fresh database of the parametrised backend."""
-    opened: list[Store] = []
-    if request.param == "sqlite":
-        location: str = str(tmp_path / "contract.db")
-
-        def open_sqlite() -> Store:
-            opened.append(SQLiteStore(location))
-            return opened[-1]
-
-        yield open_sqlite
-    else:
-        url = request.getfixturevalue("pg_url")
-        from stayfresh.store import PostgresStore
-
-        def open_pg() -> Store:
-            opened.append(PostgresStore(url, retry_for=10))
-            return opened[-1]
-
-        yield open_pg
-    for s in opened:
-        s.close()
-
-
-@pytest.fixture
-def any_store(backend: Opener) -> Store:
-    return backend()
-
-
-@pytest.fixture
-def reopen(backend: Opener, any_store: Store) -> Opener:
-    """Open another independent store on ``any_store``'s database."""
-    return backend
 
 
 def tokens(access: str = "A", refresh: str = "R", expires_at: float | None = T0) -> TokenRow:

@@ -8,30 +8,19 @@ cursor's counters; what a finished sync counts and stores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stayfresh.store import LibrarySyncRow, NewLibraryItem, SQLiteStore, Store
+from stayfresh.store import LibrarySyncRow, NewLibraryItem, Store
 
-Opener = Callable[[], Store]
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on one fresh database of the parametrised backend."""
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(str(tmp_path / "library.db"))
-    else:
-        url = request.getfixturevalue("pg_url")
-        from stayfresh.store import PostgresStore
-
-        opened = PostgresStore(url, retry_for=10)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """A store on a fresh database of each backend (``any_store``: tests/store_backends.py)."""
+    return any_store
 
 
 def cursor(sync_id: str, account: str = "acc", **kw: Any) -> LibrarySyncRow:

@@ -12,7 +12,7 @@ opens a second, independent store on the same database ("another process").
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,45 +26,9 @@ from stayfresh.store import (
     SQLiteStore,
     Store,
 )
+from store_backends import Opener
 
-Opener = Callable[[], Store]
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """A function opening a new store on one fresh database of the parametrised backend."""
-    opened: list[Store] = []
-    if request.param == "sqlite":
-        location: str = str(tmp_path / "contract.db")
-
-        def open_sqlite() -> Store:
-            opened.append(SQLiteStore(location))
-            return opened[-1]
-
-        yield open_sqlite
-    else:
-        url = request.getfixturevalue("pg_url")
-        from stayfresh.store import PostgresStore
-
-        def open_pg() -> Store:
-            opened.append(PostgresStore(url, retry_for=10))
-            return opened[-1]
-
-        yield open_pg
-    for s in opened:
-        s.close()
-
-
-@pytest.fixture
-def any_store(backend: Opener) -> Store:
-    return backend()
-
-
-@pytest.fixture
-def reopen(backend: Opener, any_store: Store) -> Opener:
-    """Open another independent store on ``any_store``'s database."""
-    return backend
 
 
 def one_time(title: str = "t", *, at: float = T0, enabled: bool = True) -> NewRule:

@@ -9,29 +9,17 @@ real server of ``pg_server`` (failing, not skipped, in CI).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 
-from stayfresh.store import SQLiteStore, Store
+from stayfresh.store import Store
 from stayfresh.store._work import LOST_DEAD, LOST_EXPIRED
 from test_store_contract import T0, finish, new_work
 
-Opener = Callable[[], Store]
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on a fresh database of the parametrised backend."""
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "contract.db")
-    else:
-        from stayfresh.store import PostgresStore
-
-        opened = PostgresStore(request.getfixturevalue("pg_url"), retry_for=10)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """A store on a fresh database of each backend (``any_store``: tests/store_backends.py)."""
+    return any_store
 
 
 def test_tags_and_prerequisites_come_back_sorted_and_unique(store: Store) -> None:

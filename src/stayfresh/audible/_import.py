@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..tokens import ImportedAccount, TokenSet
-from ..tokens.internal import MAX_IMPORT_FILE, expiry_field, normalized_config, text_field
+from ..tokens.internal import expiry_field, load_account_document, normalized_config, text_field
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,9 @@ _BLOCK = 16
 
 def read_auth_file(raw: bytes, *, password: str | None = None) -> ImportedAccount:
     """An audible auth file (plain, or encrypted with ``password``) → :class:`ImportedAccount`."""
-    if len(raw) > MAX_IMPORT_FILE:
-        raise ConfigError("the file is too large to be an account file")
-    document: Any
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        if password is None:
-            raise ConfigError(
-                "the file is not JSON; if it is an encrypted audible auth file, "
-                "give its password with --password-env VAR"
-            ) from None
+    document = load_account_document(raw, password=password)
+    if isinstance(document, bytes):  # not JSON: encrypted, "bytes" style (a password was given)
+        assert password is not None
         return _from_audible_text(_decrypt_bytes_style(raw, password), "audible (encrypted, bytes)")
     if not isinstance(document, dict):
         raise ConfigError("an audible auth file must hold a JSON object")

@@ -158,21 +158,31 @@ def _access_token(data: Mapping[str, Any]) -> tuple[str | None, dt.datetime | No
     return token, expiry_field(when, "access_token.expires_at")
 
 
-def read_import_file(raw: bytes, *, password: str | None = None) -> ImportedAccount:
-    """Detect the file's kind (ours, audible plain, audible encrypted) and parse it."""
+def load_account_document(raw: bytes, *, password: str | None) -> Any:
+    """An account file's JSON document, bounded; its bytes when it is not JSON.
+
+    Bytes come back only with a ``password``: an encrypted audible auth file
+    ("bytes" style) is not JSON. Without one, a file that is not JSON is refused.
+    """
     if len(raw) > MAX_IMPORT_FILE:
         raise ConfigError("the file is too large to be an account file")
-    document: Any
     try:
-        document = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         if password is None:
             raise ConfigError(
                 "the file is not JSON; if it is an encrypted audible auth file, "
                 "give its password with --password-env VAR"
             ) from None
-        return _audible_reader()(raw, password=password)  # encrypted, "bytes" style
-    if isinstance(document, dict) and any(k in document for k in _AUDIBLE_MARKERS):
+        return raw
+
+
+def read_import_file(raw: bytes, *, password: str | None = None) -> ImportedAccount:
+    """Detect the file's kind (ours, audible plain, audible encrypted) and parse it."""
+    document = load_account_document(raw, password=password)
+    if isinstance(document, bytes) or (
+        isinstance(document, dict) and any(k in document for k in _AUDIBLE_MARKERS)
+    ):
         return _audible_reader()(raw, password=password)
     if password is not None:
         log.warning("the file is not encrypted; the password is not needed")

@@ -8,7 +8,13 @@ Public module names so that no part reaches into another's private modules
 from __future__ import annotations
 
 from ._expiry import parse_expiry_input
-from ._import import MAX_IMPORT_FILE, expiry_field, normalized_config, text_field
+from ._import import (
+    MAX_IMPORT_FILE,
+    expiry_field,
+    load_account_document,
+    normalized_config,
+    text_field,
+)
 from ._model import SECRET_CONFIG_KEYS, secret_prefix
 from ._providers import check_endpoint
 
@@ -17,6 +23,7 @@ __all__ = [
     "SECRET_CONFIG_KEYS",
     "check_endpoint",
     "expiry_field",
+    "load_account_document",
     "normalized_config",
     "parse_expiry_input",
     "secret_prefix",
