@@ -16,8 +16,9 @@ FROM work WHERE id = ANY(:ids)
 
 -- name: find_work
 -- every filter is optional (NULL: not filtering). The rows come from one index range
--- picked by the first filter given (name, then tag, then states), or from a scan when
--- none is: the branch not taken starts with a constant-false term and never runs
+-- picked by the first filter given (name, then states, then tag: a state is usually the
+-- narrower of the two), or from a scan when none is: the branch not taken starts with
+-- a constant-false term and never runs
 SELECT id, name, worker, input, periodic, interval, flex, constraints, backoff_policy,
        backoff_delay, timeout, state, run_attempt, scheduled_at, next_run_at, run_now,
        lease_owner, lease_until, current_run, output, progress, last_outcome, last_error,
@@ -29,11 +30,11 @@ FROM work
 WHERE rowid IN (
     SELECT rowid FROM work WHERE :name IS NOT NULL AND name = :name
     UNION ALL
-    SELECT w2.rowid FROM work_tags t2 JOIN work w2 ON w2.id = t2.work_id
-    WHERE :name IS NULL AND :tag IS NOT NULL AND t2.tag = :tag
-    UNION ALL
     SELECT rowid FROM work
-    WHERE :name IS NULL AND :tag IS NULL AND NOT :any_state AND state = ANY(:states))
+    WHERE :name IS NULL AND NOT :any_state AND state = ANY(:states)
+    UNION ALL
+    SELECT w2.rowid FROM work_tags t2 JOIN work w2 ON w2.id = t2.work_id
+    WHERE :name IS NULL AND :any_state AND :tag IS NOT NULL AND t2.tag = :tag)
   AND (:name IS NULL OR name = :name)
   AND (:tag IS NULL OR id IN (SELECT work_id FROM work_tags WHERE tag = :tag))
   AND (:id_prefix IS NULL OR substr(id, 1, :prefix_len) = :id_prefix)
