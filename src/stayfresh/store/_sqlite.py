@@ -29,7 +29,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,9 +84,14 @@ def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any,
 
 def _lists_as_json(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """A list (tuple, set) is bound as JSON text, for ``json_each``."""
-    if not any(isinstance(v, _LISTS) for v in args):
-        return args
-    return tuple(json.dumps(list(v)) if isinstance(v, _LISTS) else v for v in args)
+    for value in args:  # a plain loop: most statements bind no list, and stop at none
+        if isinstance(value, _LISTS):
+            return tuple(_json_list(v) if isinstance(v, _LISTS) else v for v in args)
+    return args
+
+
+def _json_list(values: Collection[Any]) -> str:
+    return json.dumps(list(values)) if values else "[]"  # empty: the common case, no encoder
 
 
 class SQLiteTx(Tx):

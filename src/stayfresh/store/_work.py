@@ -313,21 +313,41 @@ class WorkSQL(SQLBase, WorkStore):
                 return EnqueueResult(ids=(decision.update,), action="updated")
             if decision.cancel:
                 self._cancel_with_dependents(tx, list(decision.cancel), now)
-            for work in works:
-                self._put_work(tx, work, work.after or decision.after, now)
+            self._put_works(tx, works, decision.after, now)
             tx.wake()
             return EnqueueResult(ids=tuple(w.id for w in works), action=decision.action)
 
         return self.transact(body)
 
-    def _put_work(self, tx: Tx, w: NewWork, after: tuple[str, ...], now: float) -> None:
-        waits_for = sorted(set(after))
-        prerequisites = tx.all("prerequisites", ids=waits_for) if waits_for else []
-        if len(prerequisites) != len(waits_for):
-            raise ValueError("a prerequisite work does not exist")
-        tx.run("insert_work", **new_work_params(w, waits_for, prerequisites, now))
-        tx.many("insert_tag", [{"work_id": w.id, "tag": t} for t in sorted(set(w.tags))])
-        tx.many("insert_dep", [{"work_id": w.id, "prerequisite_id": a} for a in waits_for])
+    def _put_works(
+        self, tx: Tx, works: Sequence[NewWork], after: tuple[str, ...], now: float
+    ) -> None:
+        """Insert ``works`` in batches; a work that waits for others reads them first
+        (they may be earlier works of this very batch, so what is pending goes in then)."""
+        rows: list[dict[str, Any]] = []
+        tags: list[dict[str, Any]] = []
+        deps: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            tx.many("insert_work", rows)
+            tx.many("insert_tag", tags)
+            tx.many("insert_dep", deps)
+            rows.clear()
+            tags.clear()
+            deps.clear()
+
+        for w in works:
+            waits_for = sorted(set(w.after or after))
+            prerequisites: list[RowLike] = []
+            if waits_for:
+                flush()
+                prerequisites = tx.all("prerequisites", ids=waits_for)
+                if len(prerequisites) != len(waits_for):
+                    raise ValueError("a prerequisite work does not exist")
+            rows.append(new_work_params(w, waits_for, prerequisites, now))
+            tags.extend({"work_id": w.id, "tag": t} for t in sorted(set(w.tags)))
+            deps.extend({"work_id": w.id, "prerequisite_id": a} for a in waits_for)
+        flush()
 
     def _revise_work(self, tx: Tx, work_id: str, w: NewWork, now: float) -> None:
         tx.run(
