@@ -8,6 +8,7 @@ and how old secrets are scrubbed from the files after a logout
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -180,7 +181,7 @@ class AccountsSQL(SQLBase, Store):
             if row is None:
                 return None
             intent = new_intent(name, version, row["refresh_token"], at=at, lease=lease)
-            tx.run("put_intent", **{k: getattr(intent, k) for k in _INTENT_FIELDS})
+            tx.run("put_intent", **dataclasses.asdict(intent))
             return intent
 
         self._reserve(name)
@@ -210,6 +211,3 @@ class AccountsSQL(SQLBase, Store):
 
     def refresh_lock(self, name: str) -> RefreshLock:
         return self.named_lock(f"refresh:{name}")
-
-
-_INTENT_FIELDS = ("account", "owner", "fingerprint", "version", "started_at", "expires_at")

@@ -475,10 +475,6 @@ def metrics_from(row: RowLike | None, latencies: list[float]) -> RefreshMetrics:
     )
 
 
-#: the columns of ``refresh_intents``, in the order both backends write them
-INTENT_COLUMNS = ("account", "owner", "fingerprint", "version", "started_at", "expires_at")
-
-
 def new_intent(
     account: str, version: int, refresh_token: str | None, *, at: float, lease: float
 ) -> RefreshIntent:
@@ -491,10 +487,6 @@ def new_intent(
         started_at=at,
         expires_at=at + lease,
     )
-
-
-def intent_values(intent: RefreshIntent) -> tuple[Any, ...]:
-    return tuple(getattr(intent, name) for name in INTENT_COLUMNS)
 
 
 def intent_from_row(row: RowLike) -> RefreshIntent:
