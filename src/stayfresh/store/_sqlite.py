@@ -29,7 +29,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,15 +56,19 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_LISTS = (list, tuple, set, frozenset)
+#: a list parameter, as the shared statements' ``= ANY(:x)`` reads on SQLite
+_JSON_LIST = re.compile(r"json_each\(:(\w+)\)")
+Values = Callable[[Mapping[str, Any]], "tuple[Any, ...] | list[Any]"]
 
 
 @functools.cache
-def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]]:
+def _positional(sql: str) -> tuple[str, Values]:
     """A named statement as sqlite3 runs it fastest: ``?`` marks, and a getter of its values.
 
     Positional binding of tuples built in C (:func:`operator.itemgetter`) is
     what keeps a 15,000-row ``executemany`` as cheap as hand-written ``?`` SQL.
+    Only the parameters the statement reads as lists (``json_each(:x)``) are
+    encoded, as JSON text; every other value is bound as it is.
     """
     names: list[str] = []
 
@@ -77,21 +81,21 @@ def _positional(sql: str) -> tuple[str, Callable[[Mapping[str, Any]], tuple[Any,
     text = PARAMETER.sub(mark, sql)
     if len(names) == 1:
         only = names[0]
-        return text, lambda params: (params[only],)
-    getter = operator.itemgetter(*names) if names else (lambda params: ())
-    return text, getter
+        getter: Values = lambda params: (params[only],)  # noqa: E731
+    else:
+        getter = operator.itemgetter(*names) if names else (lambda params: ())
+    read_as_lists = set(_JSON_LIST.findall(sql))
+    lists = [i for i, name in enumerate(names) if name in read_as_lists]
+    if not lists:
+        return text, getter
 
+    def values(params: Mapping[str, Any]) -> list[Any]:
+        args = list(getter(params))
+        for i in lists:
+            args[i] = json.dumps(list(args[i])) if args[i] else "[]"  # empty: no encoder
+        return args
 
-def _lists_as_json(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A list (tuple, set) is bound as JSON text, for ``json_each``."""
-    for value in args:  # a plain loop: most statements bind no list, and stop at none
-        if isinstance(value, _LISTS):
-            return tuple(_json_list(v) if isinstance(v, _LISTS) else v for v in args)
-    return args
-
-
-def _json_list(values: Collection[Any]) -> str:
-    return json.dumps(list(values)) if values else "[]"  # empty: the common case, no encoder
+    return text, values
 
 
 class SQLiteTx(Tx):
@@ -103,14 +107,11 @@ class SQLiteTx(Tx):
 
     def execute(self, sql: str, params: Mapping[str, Any]) -> Cursor:
         text, values = _positional(sql)
-        return self.conn.execute(text, _lists_as_json(values(params)))
+        return self.conn.execute(text, values(params))
 
     def executemany(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
         text, values = _positional(sql)
-        args = list(map(values, rows))
-        if _lists_as_json(args[0]) is not args[0]:  # rows of one batch bind the same types
-            args = [_lists_as_json(a) for a in args]
-        self.conn.executemany(text, args)
+        self.conn.executemany(text, map(values, rows))
 
 
 class FileRefreshLock(RefreshLock):
@@ -222,39 +223,41 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
             self._local.pid = os.getpid()
         return conn
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``).
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Leave the thread's connection clean after a failed body or COMMIT (disk full)."""
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
-        A failed COMMIT (disk full) rolls back, so the thread's connection is
-        clean for the next call.
-        """
-        with self._typed_errors():
+    def transact(self, body: Callable[[SQLiteTx], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; its result once committed."""
+        try:  # plain try blocks, not context managers: this is the engine's hottest call
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                result = body(SQLiteTx(conn, self.queries))
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
-
-    def transact(self, body: Callable[[Tx], T]) -> T:
-        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction; its result once committed."""
-        with self._write() as conn:
-            return body(SQLiteTx(conn, self.queries))
+            return result
+        except sqlite3.Error as exc:
+            typed = sqlite_failure(exc, self.location, self.busy_timeout)
+            if typed is None:
+                raise
+            raise typed from exc
 
     def select(self, name: str, /, **params: Any) -> list[RowLike]:
         """One named read outside any explicit transaction."""
-        with self._typed_errors():
-            rows: list[RowLike] = self._conn().execute(*self._bound(name, params)).fetchall()
-            return rows
-
-    def _bound(self, name: str, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
         text, values = _positional(self.queries[name])
-        return text, _lists_as_json(values(params))
+        try:
+            rows: list[RowLike] = self._conn().execute(text, values(params)).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            typed = sqlite_failure(exc, self.location, self.busy_timeout)
+            if typed is None:
+                raise
+            raise typed from exc
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -287,26 +290,29 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
         pending = [m for m in migrations if m[0] not in applied]
         if not pending:
             return max(applied)
-        with self._write() as tx:
-            tx.execute(
+        self.transact(
+            lambda tx: tx.conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
             )
-        for version, name, sql in pending:
-            with self._write() as tx:
-                done = tx.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone()
-                if done:
-                    continue
-                log.info("applying migration %s to %s", name, self.location)
-                for statement in split_statements(sql):
-                    tx.execute(statement)
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
+        )
+        for migration in pending:
+            self.transact(functools.partial(self._apply, migration))
         return self.schema_version()
+
+    def _apply(self, migration: tuple[int, str, str], tx: SQLiteTx) -> None:
+        """Apply one migration in ``tx`` unless a racing process already has."""
+        version, name, sql = migration
+        conn = tx.conn
+        if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+            return
+        log.info("applying migration %s to %s", name, self.location)
+        for statement in split_statements(sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, time.time()),
+        )
 
     # -- per-account files -----------------------------------------------------
 

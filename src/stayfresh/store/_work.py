@@ -254,7 +254,7 @@ def _names(value: Any) -> tuple[str, ...]:
     """A tags / prerequisites column: an array (PostgreSQL, ordered by the query) or a
     JSON array (SQLite, whose aggregate order is not promised: sorted here)."""
     if isinstance(value, str):
-        return tuple(sorted(json.loads(value)))
+        return () if value == "[]" else tuple(sorted(json.loads(value)))
     return tuple(value)
 
 
