@@ -23,7 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from ._contracts import LibraryStore
-from ._rows import LibraryItemRow, LibrarySyncRow, NewLibraryItem, PageCounts, RowLike
+from ._rows import (
+    LibraryItemRow,
+    LibrarySyncRow,
+    NewLibraryItem,
+    PageCounts,
+    RowLike,
+    from_row,
+)
 from ._sql import SQLBase, Tx
 
 #: the columns of ``library_syncs`` (named parameters of ``put_library_sync``)
@@ -129,7 +136,7 @@ def search_pattern(search: str | None) -> str | None:
 
 
 def sync_from_row(row: RowLike) -> LibrarySyncRow:
-    return LibrarySyncRow(**{name: row[name] for name in SYNC_COLUMNS})
+    return from_row(LibrarySyncRow, row)
 
 
 def sync_params(row: LibrarySyncRow) -> dict[str, Any]:
@@ -137,19 +144,7 @@ def sync_params(row: LibrarySyncRow) -> dict[str, Any]:
 
 
 def item_from_row(row: RowLike) -> LibraryItemRow:
-    return LibraryItemRow(
-        account=row["account"],
-        item_id=row["item_id"],
-        title=row["title"],
-        authors=row["authors"],
-        data=row["data"],
-        first_seen_at=float(row["first_seen_at"]),
-        updated_at=float(row["updated_at"]),
-        removed_at=row["removed_at"],
-        download_path=row["download_path"],
-        download_size=row["download_size"],
-        downloaded_at=row["downloaded_at"],
-    )
+    return from_row(LibraryItemRow, row)
 
 
 def known_from_rows(rows: Iterable[RowLike]) -> dict[str, Known]:

@@ -38,6 +38,7 @@ from ._rows import (
     RowLike,
     RuleRow,
     SinkRow,
+    from_row,
 )
 from ._sql import SQLBase, Tx
 
@@ -181,42 +182,23 @@ def layer_counts(outcome: Outcome, *, at: float, error: str | None) -> dict[str,
 
 
 def rule_from_row(r: RowLike) -> RuleRow:
-    return RuleRow(
-        id=int(r["id"]), title=r["title"], body=r["body"], at=r["at"], rrule=r["rrule"],
-        dtstart=r["dtstart"], tz=r["tz"], enabled=bool(r["enabled"]),
-        created_at=float(r["created_at"]),
-    )  # fmt: skip
+    return from_row(RuleRow, r)
 
 
 def pending_from_row(r: RowLike) -> PendingRow:
-    return PendingRow(
-        rule_id=int(r["rule_id"]), due_at=float(r["due_at"]), title=r["title"], body=r["body"]
-    )
+    return from_row(PendingRow, r)
 
 
 def delivery_from_row(r: RowLike) -> DeliveryRow:
-    return DeliveryRow(
-        rule_id=int(r["rule_id"]), due_at=float(r["due_at"]), sink_id=int(r["sink_id"]),
-        title=r["title"], body=r["body"], state=r["state"], attempts=int(r["attempts"]),
-        claimed_until=r["claimed_until"], next_attempt_at=r["next_attempt_at"],
-        updated_at=float(r["updated_at"]), error=r["error"],
-    )  # fmt: skip
+    return from_row(DeliveryRow, r)
 
 
 def sink_from_row(r: RowLike) -> SinkRow:
-    return SinkRow(
-        id=int(r["id"]), kind=r["kind"], target=r["target"],
-        at_least_once=bool(r["at_least_once"]), created_at=float(r["created_at"]),
-    )  # fmt: skip
+    return from_row(SinkRow, r)
 
 
 def telemetry_from_row(r: RowLike) -> LayerTelemetryRow:
-    return LayerTelemetryRow(
-        layer=r["layer"], executions=int(r["executions"]), successes=int(r["successes"]),
-        failures=int(r["failures"]), skips=int(r["skips"]), last_success_at=r["last_success_at"],
-        last_failure_at=r["last_failure_at"], last_skip_at=r["last_skip_at"],
-        last_error=r["last_error"],
-    )  # fmt: skip
+    return from_row(LayerTelemetryRow, r)
 
 
 def _delivery_params(row: DeliveryRow) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from . import _guard
 from ._accounts import AccountsSQL
@@ -199,10 +199,14 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
         try:
             yield
         except sqlite3.Error as exc:
-            typed = sqlite_failure(exc, self.location, self.busy_timeout)
-            if typed is None:
-                raise
-            raise typed from exc
+            self._raise_typed(exc)
+
+    def _raise_typed(self, exc: sqlite3.Error) -> NoReturn:
+        """Busy, disk full and corrupt as stayfresh's typed errors; anything else as it is."""
+        typed = sqlite_failure(exc, self.location, self.busy_timeout)
+        if typed is None:
+            raise exc
+        raise typed from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -242,10 +246,7 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
                 raise
             return result
         except sqlite3.Error as exc:
-            typed = sqlite_failure(exc, self.location, self.busy_timeout)
-            if typed is None:
-                raise
-            raise typed from exc
+            self._raise_typed(exc)
 
     def select(self, name: str, /, **params: Any) -> list[RowLike]:
         """One named read outside any explicit transaction."""
@@ -254,10 +255,7 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
             rows: list[RowLike] = self._conn().execute(text, values(params)).fetchall()
             return rows
         except sqlite3.Error as exc:
-            typed = sqlite_failure(exc, self.location, self.busy_timeout)
-            if typed is None:
-                raise
-            raise typed from exc
+            self._raise_typed(exc)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

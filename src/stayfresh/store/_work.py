@@ -51,6 +51,7 @@ from ._rows import (
     RunRow,
     UniquePolicy,
     WorkRow,
+    from_row,
     loads_json,
     work_from_row,
 )
@@ -170,12 +171,12 @@ def new_work_params(
     A work that waits for prerequisites is due no earlier than ``now``; when they
     all succeeded already, their outputs are merged over its input at once.
     """
-    state = state_after([p["state"] for p in prerequisites])
     waits = bool(after)
+    state = state_after([p["state"] for p in prerequisites]) if waits else "ENQUEUED"
     merged = (
         merge_outputs(w.input, [p["output"] for p in prerequisites])
         if waits and state == "ENQUEUED"
-        else dict(w.input)
+        else w.input
     )
     return {
         "id": w.id, "name": w.name, "worker": w.worker, "input": constraints_key(merged),
@@ -264,18 +265,7 @@ def work_row(r: RowLike) -> WorkRow:
 
 
 def run_row(r: RowLike) -> RunRow:
-    return RunRow(
-        id=int(r["id"]),
-        work_id=r["work_id"],
-        attempt=int(r["attempt"]),
-        runner_id=r["runner_id"],
-        scheduled_at=float(r["scheduled_at"]),
-        started_at=float(r["started_at"]),
-        ended_at=r["ended_at"],
-        outcome=r["outcome"],
-        output=loads_json(r["output"]),
-        error=r["error"],
-    )
+    return from_row(RunRow, r)
 
 
 # -- the store methods --------------------------------------------------------------------
