@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-import types
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -143,15 +142,3 @@ def test_commands_that_never_open_the_database_do_not_create_it(tmp_path: Path) 
     assert invoke_cli("--help", db=missing).returncode == 0
     assert invoke_cli("notify", "--help", db=missing).returncode == 0
     assert not missing.exists()
-
-
-def test_notify_public_api() -> None:
-    import stayfresh.notify as module
-
-    for name in module.__all__:  # the package loads its names lazily (PEP 562)
-        getattr(module, name)
-    public = {
-        name for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
-    }  # fmt: skip
-    assert set(module.__all__) == public

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,7 +23,10 @@ from stayfresh.store._library import (
     sync_params,
     unique_items,
 )
-from stayfresh.store._queries import Dialect, load
+from stayfresh.store._queries import load
+
+if TYPE_CHECKING:
+    from stayfresh.store._queries import Dialect
 
 T0 = 1_800_000_000.0
 

@@ -7,10 +7,10 @@ The most used names are re-exported here; each part lives in its subpackage
 
 from __future__ import annotations
 
-import typing as _typing
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 
 # the real imports for type checkers; at run time each name loads on first use (PEP 562)
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     from .errors import (
         AccountNotFound,
         ConfigError,

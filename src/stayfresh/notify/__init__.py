@@ -20,18 +20,18 @@ every reschedule also schedule delivery, through :func:`add_reschedule_hook`.
 
 from __future__ import annotations
 
-import typing as _typing
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 
 # the real imports for type checkers; at run time each name loads on first use (PEP 562)
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     from ._budget import RuleTooExpensive, WindowBudgetExceeded, WorkBudget
     from ._config import (
         BACKGROUND_TASK_INTERVAL_HOURS,
-        NOTIFICATION_REFRESH_HOURS,
         NOTIFICATION_REFRESH_TASK,
         NOTIFICATION_WINDOW,
         NotifyConfig,
     )
+    from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
     from ._deliver import DeliveryReport, deliver_due, retry_time
     from ._refresh import (
         Decision,
@@ -59,7 +59,8 @@ else:
             "WindowBudgetExceeded": "._budget",
             "WorkBudget": "._budget",
             "BACKGROUND_TASK_INTERVAL_HOURS": "._config",
-            "NOTIFICATION_REFRESH_HOURS": "._config",
+            "NOTIFICATION_REFRESH_HOURS": "._decision",
+            "reschedule_needed": "._decision",
             "NOTIFICATION_REFRESH_TASK": "._config",
             "NOTIFICATION_WINDOW": "._config",
             "NotifyConfig": "._config",
@@ -126,6 +127,7 @@ __all__ = [
     "refresh",
     "refresh_decision",
     "reschedule",
+    "reschedule_needed",
     "retry_time",
     "sink_for",
     "with_scheduling_lock",

@@ -31,7 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -45,10 +45,13 @@ from ._contracts import RefreshLock
 from ._guard import busy_error, check_schema, full_error
 from ._library import LibrarySQL
 from ._notify import NotifySQL
-from ._queries import Dialect, load_migrations
+from ._queries import load_migrations
 from ._rows import RowLike
 from ._sql import Cursor, Tx
 from ._work import WorkSQL
+
+if TYPE_CHECKING:
+    from ._queries import Dialect
 
 log = logging.getLogger(__name__)
 

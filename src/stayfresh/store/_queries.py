@@ -27,12 +27,18 @@ A test checks that both dialects end up with the same set of names.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
-from importlib import resources
-from typing import Literal
 
-Dialect = Literal["sqlite", "postgres"]
+TYPE_CHECKING = False  # typing costs ~10 ms to import; type checkers treat this as True
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Dialect = Literal["sqlite", "postgres"]
+
+#: the package's folder (files on disk: plain reads, not importlib.resources, ~25 ms cheaper)
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 #: a quoted string (left alone), a ``:param`` (not a ``::cast``), or a ``%``
@@ -76,15 +82,17 @@ def to_postgres(sql: str) -> str:
 @functools.cache
 def load(dialect: Dialect) -> dict[str, str]:
     """Every statement for ``dialect``, translated, by name."""
-    folder = resources.files("stayfresh.store").joinpath("queries")
+    folder = os.path.join(_HERE, "queries")
     queries: dict[str, str] = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        parts = entry.name.split(".")
+    for entry in sorted(os.listdir(folder)):
+        parts = entry.split(".")
         if parts[-1] != "sql" or (len(parts) == 3 and parts[1] != dialect) or len(parts) > 3:
             continue
-        for name, sql in parse(entry.read_text(encoding="utf-8"), entry.name).items():
+        with open(os.path.join(folder, entry), encoding="utf-8") as file:
+            text = file.read()
+        for name, sql in parse(text, entry).items():
             if name in queries:
-                raise ValueError(f"{entry.name}: query {name!r} is defined twice")
+                raise ValueError(f"{entry}: query {name!r} is defined twice")
             queries[name] = to_sqlite(sql) if dialect == "sqlite" else to_postgres(sql)
     return queries
 
@@ -94,13 +102,19 @@ def load(dialect: Dialect) -> dict[str, str]:
 
 def load_migrations(backend: str) -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration shipped for ``backend``, in order."""
-    folder = resources.files("stayfresh.store.migrations").joinpath(backend)
+    folder = os.path.join(_HERE, "migrations", backend)
     found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    for entry in os.listdir(folder):
+        if entry.endswith(".sql"):
+            with open(os.path.join(folder, entry), encoding="utf-8") as file:
+                found.append((int(entry.split("_", 1)[0]), entry, file.read()))
     return sorted(found)
+
+
+def latest_migration(backend: str) -> int:
+    """The version of the newest migration shipped for ``backend`` (its files are not read)."""
+    folder = os.path.join(_HERE, "migrations", backend)
+    return max(int(e.split("_", 1)[0]) for e in os.listdir(folder) if e.endswith(".sql"))
 
 
 def split_statements(sql: str) -> list[str]:

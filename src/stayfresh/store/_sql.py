@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._contracts import RefreshLock
-from ._queries import Dialect, load
+from ._queries import load
 from ._rows import RowLike
+
+if TYPE_CHECKING:
+    from ._queries import Dialect
 
 T = TypeVar("T")
 

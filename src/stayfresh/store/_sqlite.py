@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import _guard
 from ._accounts import AccountsSQL
@@ -47,10 +47,13 @@ from ._guard import (
 )
 from ._library import LibrarySQL
 from ._notify import NotifySQL
-from ._queries import PARAMETER, Dialect, load_migrations, split_statements
+from ._queries import PARAMETER, load_migrations, split_statements
 from ._rows import RowLike
 from ._sql import Cursor, Tx
 from ._work import WorkSQL
+
+if TYPE_CHECKING:
+    from ._queries import Dialect
 
 log = logging.getLogger(__name__)
 

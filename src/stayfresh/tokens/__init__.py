@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import typing as _typing
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 
 # the real imports for type checkers; at run time each name loads on first use (PEP 562)
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     from ..audible import AMAZON_LOCALES, AmazonProvider
     from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
     from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
