@@ -92,11 +92,13 @@ bench: $(STAMP) tests/oidc/node_modules/.package-lock.json
 	$(PIP_INSTALL) -e '.[dev,bench]'
 	$(PY) benchmarks/bench_tokens.py --write
 	$(PY) benchmarks/bench_work.py --write
+	$(PY) benchmarks/bench_cli.py --write
 
 bench-quick: $(STAMP) tests/oidc/node_modules/.package-lock.json
 	$(PIP_INSTALL) -e '.[dev,bench]'
 	$(PY) benchmarks/bench_tokens.py --quick
 	$(PY) benchmarks/bench_work.py --quick
+	$(PY) benchmarks/bench_cli.py --calls 10
 
 clean:
 	rm -rf $(VENV) tests/oidc/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -135,6 +135,11 @@ class StayfreshGroup(click.Group):
         """Declare command name -> the modules (absolute names) that attach it and its subcommands."""
         self._lazy.update(modules)
 
+    @property
+    def declared(self) -> bool:
+        """Whether :meth:`lazy_commands` has been told the commands."""
+        return bool(self._lazy)
+
     def _load(self, modules: tuple[str, ...]) -> None:
         if modules:
             for name in modules:

@@ -19,7 +19,6 @@ log = logging.getLogger("stayfresh.notify")
 
 PREFIX = "notify."
 #: ADR-007's constants
-NOTIFICATION_REFRESH_HOURS = 4
 BACKGROUND_TASK_INTERVAL_HOURS = 3
 NOTIFICATION_REFRESH_TASK = "NOTIFICATION_REFRESH_TASK"
 #: how far ahead pending notifications are kept (ADR-001's rolling window)

@@ -34,7 +34,8 @@ from typing import Generic, Literal, TypeVar
 
 from ..store import NotifyFreshness, PendingRow, RescheduleResult, RuleRow, Store
 from ._budget import WindowBudgetExceeded, WorkBudget
-from ._config import NOTIFICATION_REFRESH_HOURS, NotifyConfig
+from ._config import NotifyConfig
+from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
 from ._window import WindowPlan, compute_window
 
 log = logging.getLogger(__name__)
@@ -88,22 +89,16 @@ def refresh_decision(
     every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
 ) -> Decision:
     """The foreground layer's test (ADR-007's ``shouldRescheduleNotifications``), pure."""
-    if fresh.rules_version != fresh.window_rules_version:
-        return Decision(True, "reminders changed since the last reschedule")
-    if not fresh.has_rules:
-        return Decision(False, "no enabled reminders and the window is up to date")
-    last = fresh.last_reschedule_at
-    if last is None:
-        return Decision(True, "never rescheduled")
-    elapsed = now - last
-    if elapsed < 0:
-        return Decision(True, f"the clock is {-elapsed:.0f}s before the last reschedule")
-    limit = every.total_seconds()
-    if elapsed >= limit:
-        return Decision(
-            True, f"{elapsed / 3600:.2f} h since the last reschedule (≥ {limit / 3600:g} h)"
+    return Decision(
+        *reschedule_needed(
+            fresh.last_reschedule_at,
+            fresh.rules_version,
+            fresh.window_rules_version,
+            fresh.has_rules,
+            now,
+            every.total_seconds(),
         )
-    return Decision(False, f"last reschedule {elapsed / 3600:.2f} h ago (< {limit / 3600:g} h)")
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import AccountNotFound, ProviderError, ReauthRequired, TokenError, TransientError
 from ..store import RefreshLock, Store
+from ._deadline import deadline, margin
 from ._model import Account, TokenResult, TokenSet, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
 from ._scrub import Scrubber
@@ -33,16 +34,8 @@ UTC = dt.UTC
 
 
 def effective_threshold(tokens: TokenSet, threshold: float) -> float:
-    """The refresh margin in seconds, never more than half the token's lifetime.
-
-    A token that lives 60 s with a 30 min threshold would otherwise be stale
-    from birth and refreshed on every call.
-    """
-    if tokens.expires_at is not None and tokens.obtained_at is not None:
-        lifetime = (tokens.expires_at - tokens.obtained_at).total_seconds()
-        if 0 < lifetime < 2 * threshold:
-            return lifetime / 2
-    return threshold
+    """The refresh margin in seconds, never more than half the token's lifetime."""
+    return margin(_seconds(tokens.expires_at), _seconds(tokens.obtained_at), threshold)
 
 
 def refresh_deadline(tokens: TokenSet, threshold: float) -> float:
@@ -51,11 +44,16 @@ def refresh_deadline(tokens: TokenSet, threshold: float) -> float:
     No access token at all means "refresh now"; no known expiry means "valid
     until a server says 401" (the auth integrations then force a refresh).
     """
-    if tokens.access_token is None:
-        return float("-inf")
-    if tokens.expires_at is None:
-        return float("inf")
-    return tokens.expires_at.timestamp() - effective_threshold(tokens, threshold)
+    return deadline(
+        tokens.access_token is not None,
+        _seconds(tokens.expires_at),
+        _seconds(tokens.obtained_at),
+        threshold,
+    )
+
+
+def _seconds(at: dt.datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
 
 
 def seconds_left(tokens: TokenSet, now: float) -> float:

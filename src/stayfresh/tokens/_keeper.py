@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TokenError
 from ..store import Store
+from ._deadline import DEFAULT_THRESHOLD_SECONDS
 from ._flow import (
     Call,
     Flow,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # the HTTP client loads only when a request goes out (not on 
 log = logging.getLogger("stayfresh.tokens")
 
 UTC = dt.UTC
-DEFAULT_THRESHOLD = dt.timedelta(minutes=30)
+DEFAULT_THRESHOLD = dt.timedelta(seconds=DEFAULT_THRESHOLD_SECONDS)
 BACKGROUND_THRESHOLD = dt.timedelta(minutes=5)
 
 

@@ -1,0 +1,35 @@
+"""The foreground layer's test, on plain numbers and with no imports.
+
+ADR-007's ``shouldRescheduleNotifications``: the one rule behind
+:func:`stayfresh.notify.refresh_decision` and the CLI's valid-token path,
+which reads the notification state's numbers without loading the notify
+package's machinery (rules, time zones, RRULE expansion).
+"""
+
+from __future__ import annotations
+
+#: the foreground layer reschedules when this many hours passed since the last reschedule
+NOTIFICATION_REFRESH_HOURS = 4
+
+
+def reschedule_needed(
+    last_reschedule_at: float | None,
+    rules_version: int,
+    window_rules_version: int,
+    has_rules: bool,
+    now: float,
+    every: float = NOTIFICATION_REFRESH_HOURS * 3600.0,
+) -> tuple[bool, str]:
+    """(whether the window must be rebuilt, why) — ``every`` in seconds."""
+    if rules_version != window_rules_version:
+        return True, "reminders changed since the last reschedule"
+    if not has_rules:
+        return False, "no enabled reminders and the window is up to date"
+    if last_reschedule_at is None:
+        return True, "never rescheduled"
+    elapsed = now - last_reschedule_at
+    if elapsed < 0:
+        return True, f"the clock is {-elapsed:.0f}s before the last reschedule"
+    if elapsed >= every:
+        return True, f"{elapsed / 3600:.2f} h since the last reschedule (≥ {every / 3600:g} h)"
+    return False, f"last reschedule {elapsed / 3600:.2f} h ago (< {every / 3600:g} h)"
