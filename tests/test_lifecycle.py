@@ -10,7 +10,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -225,17 +224,3 @@ def test_cli_logout_json(store: Store, db_path: Path) -> None:
     assert "secret" not in done.stdout.replace("client_secret", "")
     again = invoke_cli("logout", "alice", db=db_path)  # idempotent
     assert again.returncode == 0 and "0 work(s) cancelled" in again.stdout
-
-
-def test_jobs_all_is_the_public_surface() -> None:
-    import stayfresh.jobs as jobs
-
-    public = {
-        attr
-        for attr, value in vars(jobs).items()
-        if not attr.startswith("_")
-        and not isinstance(value, types.ModuleType)
-        and getattr(value, "__module__", "stayfresh").startswith(("stayfresh", "typing"))
-        and attr != "annotations"
-    }
-    assert set(jobs.__all__) == public

@@ -19,7 +19,6 @@ providers (on the valid-token path) and ``notify`` can use it.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import math
 from enum import StrEnum
 
@@ -79,6 +78,8 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
         seconds = float(value)
         return min(seconds, MAX_RETRY_AFTER) if math.isfinite(seconds) else None
     try:
+        import email.utils  # a Retry-After date is rare: not loaded with the module
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None

@@ -17,14 +17,15 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from functools import cached_property, wraps
-from typing import IO, Any, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
 from .._wiring import install
 from ..errors import ConfigError, ReauthRequired, StayfreshError
-from ..store import Store, open_store
-from ._foreground import foreground_layer
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class Context:
 
     @cached_property
     def store(self) -> Store:
+        from ..store import open_store  # a command that never opens it never loads the store
+        from ._foreground import foreground_layer
+
         try:
             store = open_store(self.db)
         except OSError as exc:  # a --db path that cannot be a database here: bad input

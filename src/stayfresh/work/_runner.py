@@ -23,7 +23,6 @@ time limits, release on shutdown) lives in :mod:`._runs`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -35,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import ClaimedRun, Store, constraints_key
 from ._constraints import (
@@ -50,6 +49,9 @@ from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome
 from ._owner import dead_owners, local_owner_id
 from ._runs import _Run, _RunKeeping
 from ._timer import WallTimer, wall_timer
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ class Runner(_RunKeeping):
 
     async def serve(self) -> None:
         """Run until cancelled, from asyncio; async workers run on this event loop."""
+        import asyncio  # not at import: an idle daemon never loads it (~15 ms, ~2 MB)
+
         self._async_loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(asyncio.to_thread(self.run_forever))
         try:

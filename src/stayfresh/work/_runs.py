@@ -11,11 +11,11 @@ shutdown. Kept apart so the loop reads as scheduling only.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -25,6 +25,16 @@ from typing import TYPE_CHECKING, Any
 from ..store import ClaimedRun, RunFinish, Store
 from ._engine import Outcome, lost_lease, plan_finish, record_finishes
 from ._workers import WorkerContext, call_worker, resolve_worker, to_result
+
+if TYPE_CHECKING:
+    import asyncio
+
+
+def _cancelled() -> tuple[type[BaseException], ...]:
+    """A cancelled run's exception types; asyncio's only once something has loaded asyncio."""
+    aio = sys.modules.get("asyncio")
+    return (concurrent.futures.CancelledError, *((aio.CancelledError,) if aio else ()))
+
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +120,7 @@ class _RunKeeping:
                 call_worker(resolve_worker(claim.work.worker), ctx, self._async_loop)
             )
             return result.kind, result.output, None
-        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+        except _cancelled():
             return "retry", None, "cancelled"
         except Exception as exc:
             log.exception(

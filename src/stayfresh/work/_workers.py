@@ -9,19 +9,20 @@ that output) or None (success); it may be ``async def``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib
 import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from importlib.metadata import entry_points
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..errors import ConfigError
 from ..store import Store
 from ._model import Result
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def _from_entry_point(name: str) -> WorkerFunc | None:
     third-party package) still finds the built-in names such as
     ``stayfresh.token-refresh``: the engine does not import the parts above it.
     """
+    from importlib.metadata import entry_points  # only when a worker is first looked up
+
     for ep in entry_points(group="stayfresh.workers"):
         if ep.name != name:
             continue
@@ -200,12 +203,16 @@ def call_worker(
     value = func(ctx)
     if not inspect.isawaitable(value):
         return value
+    import asyncio  # only for an async worker: a daemon of plain workers never loads it
+
     if loop is None:
         return asyncio.run(_cancellable(value, ctx))
     return asyncio.run_coroutine_threadsafe(_cancellable(value, ctx), loop).result()
 
 
 async def _cancellable(value: Awaitable[Any], ctx: WorkerContext) -> Any:
+    import asyncio
+
     task = asyncio.ensure_future(value)
     loop = asyncio.get_running_loop()
 
