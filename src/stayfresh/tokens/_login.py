@@ -29,18 +29,20 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx2
-
-from .._http import TOKEN_MAX_BYTES, Answer, Redirects, client_timeout, fetch, new_client, show_url
 from ..errors import ConfigError, ProviderError, ReauthRequired
 from ..store import Store
 from ._accounts import add_account, check_name, replace_tokens
 from ._model import Account, TokenSet, secret_prefix
 from ._providers import OAuth2Provider, check_endpoint, client_auth, get_provider
 from ._scrub import Scrubber
+
+if TYPE_CHECKING:  # the HTTP client loads when a login talks to a server, not with the module
+    import httpx2
+
+    from .._http import Answer
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +96,11 @@ def _send(
     1 MiB at most, no redirect followed (a 3xx is reported by the caller as an
     answer it cannot use). Transport trouble becomes TransientError naming the host."""
     sent = dt.datetime.now(UTC)
-    answer = fetch(
-        client, method, url, data=data, headers=headers, timeout=client_timeout(client),
-        max_bytes=TOKEN_MAX_BYTES, redirects=Redirects.REFUSE,
+    from .. import _http
+
+    answer = _http.fetch(
+        client, method, url, data=data, headers=headers, timeout=_http.client_timeout(client),
+        max_bytes=_http.TOKEN_MAX_BYTES, redirects=_http.Redirects.REFUSE,
     )  # fmt: skip
     return answer, sent, dt.datetime.now(UTC)
 
@@ -143,6 +147,8 @@ def _discover(store: Store, name: str, target: _Target, client: httpx2.Client) -
     url = str(target.config["issuer"]).rstrip("/") + "/.well-known/openid-configuration"
     response, _, _ = _send(client, "GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
+        from .._http import show_url
+
         raise ProviderError(f"OIDC discovery at {show_url(url)} answered {response.status_code}")
     try:
         document = json.loads(response.content)
@@ -211,6 +217,8 @@ def _http_client(client: httpx2.Client | None, timeout: float) -> Iterator[httpx
     if client is not None:
         yield client
         return
+    from .._http import new_client
+
     with new_client(timeout) as own:
         yield own
 

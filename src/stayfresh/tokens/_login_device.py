@@ -12,10 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import httpx2
-
-from .._http import Answer
 from ..errors import ConfigError, ProviderError, TransientError
 from ..store import Store
 from ._login import (
@@ -32,6 +30,11 @@ from ._login import (
 from ._model import Account, TokenSet
 from ._providers import client_auth
 from ._scrub import Scrubber
+
+if TYPE_CHECKING:  # the HTTP client loads when a login talks to a server
+    import httpx2
+
+    from .._http import Answer
 
 log = logging.getLogger(__name__)
 
