@@ -253,12 +253,7 @@ class NotifySQL(SQLBase, NotifyStore):
     def notify_freshness(self) -> NotifyFreshness:
         row = self.select_one("freshness")
         assert row is not None  # notify_state has its one row from the migration on
-        return NotifyFreshness(
-            last_reschedule_at=row["last_reschedule_at"],
-            rules_version=int(row["rules_version"]),
-            window_rules_version=int(row["window_rules_version"]),
-            has_rules=bool(row["has_rules"]),
-        )
+        return from_row(NotifyFreshness, row)
 
     def reschedule_notifications(
         self,
