@@ -47,7 +47,7 @@ main()
 """
 
 TOP_LEVEL = [
-    "account", "constraints", "daemon", "download", "library", "login", "logout",
+    "account", "completion", "constraints", "daemon", "download", "library", "login", "logout",
     "notify", "service", "settings", "status", "sync", "token", "work",
 ]  # fmt: skip
 

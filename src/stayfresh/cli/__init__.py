@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # command name -> the modules that attach it (and its subcommands) to ``cli``
 _COMMANDS: dict[str, tuple[str, ...]] = {
     "account": ("_accounts", "_login"),  # ``account import`` lives with login
+    "completion": ("_completion",),
     "constraints": ("_service",),
     "daemon": ("_work",),
     "download": ("_library",),
