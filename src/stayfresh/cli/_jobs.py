@@ -8,6 +8,7 @@ running daemon too.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
 import click
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..jobs import apply_settings, collect_status, load_settings, logout, save_setting
-from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange
+from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange, health_problems
 from ..work import format_duration
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 
@@ -156,13 +157,36 @@ def print_status(data: dict[str, Any]) -> None:
 
 @cli.command("status")
 @click.option("--all", "include_cancelled", is_flag=True, help="Include cancelled works.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Print only what needs a person, one line each; exit 1 if anything does (for cron,"
+    " monitors, ExecStartPre).",
+)
 @json_option
 @handle_errors
 @pass_ctx
-def status(ctx: Context, include_cancelled: bool, as_json: bool) -> None:
-    """One screen: every account, every work and the settings."""
+def status(ctx: Context, include_cancelled: bool, check: bool, as_json: bool) -> None:
+    """One screen: every account, every work and the settings.
+
+    With --check: nothing but the problems — an account that needs a new
+    sign-in or whose token expired after a failed refresh, background works
+    with no daemon answering, a work that failed for good, a stale
+    notification window — and exit status 1 when there is any (0 when none).
+    """
     data = collect_status(ctx.store, include_cancelled=include_cancelled)
-    if as_json:
+    if check:
+        problems = health_problems(ctx.store, status=data)
+        if as_json:
+            echo_json({"ok": not problems, "problems": [p.to_json() for p in problems]})
+        else:
+            for problem in problems:
+                click.echo(f"{problem.kind}: {problem.message}")
+            if not problems:
+                click.echo("ok: nothing needs attention")
+        if problems:
+            sys.exit(1)
+    elif as_json:
         echo_json(data)
     else:
         print_status(data)

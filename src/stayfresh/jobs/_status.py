@@ -7,14 +7,19 @@ from :func:`stayfresh.tokens.describe_all`, which never includes tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
-from typing import Any
+from typing import Any, Literal
 
+from ..notify import reschedule_needed
 from ..store import Store
 from ..tokens import describe_all
 from ..work import WorkInfo, WorkManager, WorkState
+from ..work.internal import waker_for
 from ._settings import DEFAULTS, SETTING_PREFIX, load_settings
+
+ProblemKind = Literal["needs_login", "refresh_failing", "no_daemon", "work_failed", "notify_stale"]
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -70,6 +75,7 @@ def account_status(described: dict[str, Any]) -> dict[str, Any]:
         "expires_in_minutes": described["expires_in_minutes"],
         "has_refresh_token": described["has_refresh_token"],
         "last_refresh_at": metrics["last_refresh_at"],
+        "last_failure_at": metrics["last_failure_at"],
         "jit_refreshes": metrics["jit_refreshes"],
         "background_refreshes": metrics["background_refreshes"],
         "failures": metrics["failures"],
@@ -104,3 +110,97 @@ def collect_status(
             key: store.get_setting(SETTING_PREFIX + key) is None for key in DEFAULTS
         },
     }
+
+
+# -- health: what needs a person -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing that needs a person, as ``status --check`` reports it."""
+
+    kind: ProblemKind
+    #: the account or work it is about (None: the whole installation)
+    subject: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _account_problem(account: dict[str, Any]) -> Problem | None:
+    name = account["name"]
+    if account["status"] == "needs_login":
+        why = f" ({account['status_message']})" if account["status_message"] else ""
+        return Problem(
+            "needs_login",
+            name,
+            f"account {name} needs a new sign-in{why}: run `stayfresh login {name}`",
+        )
+    failed, refreshed = account["last_failure_at"], account["last_refresh_at"]
+    left = account["expires_in_minutes"]
+    if failed and (refreshed is None or failed > refreshed) and left is not None and left <= 0:
+        return Problem(
+            "refresh_failing",
+            name,
+            f"account {name}: the token has expired and the last refresh failed"
+            f" ({account['last_error'] or 'no error recorded'})",
+        )
+    return None
+
+
+def health_problems(
+    store: Store,
+    *,
+    now: float | None = None,
+    status: dict[str, Any] | None = None,
+    daemons: int | None = None,
+) -> list[Problem]:
+    """Everything that needs a person, one :class:`Problem` each (empty: healthy).
+
+    An account that needs a new sign-in, or whose token has expired after a
+    failed refresh; background works with no daemon to run them (``daemons``:
+    how many answered a wake-up — runner sockets next to a SQLite file,
+    listening sessions on PostgreSQL — asked here when not given); a work that
+    failed for good; a notification window that is still stale after this
+    command's own foreground layer ran.
+    """
+    at = time.time() if now is None else now
+    data = status if status is not None else collect_status(store, now=at)
+    problems = [p for p in map(_account_problem, data["accounts"]) if p is not None]
+    waiting = [w for w in data["works"] if w["state"] in ("ENQUEUED", "RUNNING", "BLOCKED")]
+    if waiting:
+        reached = waker_for(store).notify() if daemons is None else daemons
+        if reached == 0:
+            problems.append(
+                Problem(
+                    "no_daemon",
+                    None,
+                    f"no stayfresh daemon answers for {store.location}, and {len(waiting)}"
+                    " background work(s) wait for one: start `stayfresh daemon`"
+                    " (or `stayfresh service install`)",
+                )
+            )
+    for work in data["works"]:
+        if work["state"] == "FAILED":
+            name = work["name"] or work["id"]
+            problems.append(
+                Problem("work_failed", name, f"work {name} failed for good: {work['message']}")
+            )
+    fresh = store.notify_freshness()
+    stale, why = reschedule_needed(
+        fresh.last_reschedule_at,
+        fresh.rules_version,
+        fresh.window_rules_version,
+        fresh.has_rules,
+        at,
+    )
+    if stale:
+        problems.append(
+            Problem(
+                "notify_stale",
+                None,
+                f"the notification window is stale ({why}): run `stayfresh notify refresh`",
+            )
+        )
+    return problems

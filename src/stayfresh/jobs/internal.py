@@ -8,36 +8,58 @@ without a compatibility promise: use :mod:`stayfresh.jobs` instead.
 
 from __future__ import annotations
 
-from ._download import download_request, download_worker
-from ._library import SyncInterrupted, library_sync_worker
-from ._lifecycle import (
-    DOWNLOAD_WORKER,
-    LIBRARY_SYNC_WORKER,
-    LogoutResult,
-    ScheduleChange,
-    account_tag,
-    download_work_name,
-    library_sync_request,
-    library_sync_work_name,
-    schedule_account_works,
-    token_refresh_request,
-    token_refresh_work_name,
-)
-from ._notify import (
-    DELIVER_WORKER,
-    DELIVERY_TAG,
-    REFRESH_WORKER,
-    deliver_worker,
-    refresh_worker,
-    schedule_delivery,
-)
-from ._settings import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, validate_setting
-from ._token_refresh import (
-    TOKEN_REFRESH_THRESHOLD,
-    TOKEN_REFRESH_WORKER,
-    refresh_account,
-    token_refresh_worker,
-)
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
+# at run time each name loads on first use (PEP 562): ``stayfresh status`` does not
+# load the downloader's HTTP client to read a setting's description
+if TYPE_CHECKING:
+    from ._download import download_request, download_worker
+    from ._library import SyncInterrupted, library_sync_worker
+    from ._lifecycle import (
+        DOWNLOAD_WORKER,
+        LIBRARY_SYNC_WORKER,
+        LogoutResult,
+        ScheduleChange,
+        account_tag,
+        download_work_name,
+        library_sync_request,
+        library_sync_work_name,
+        schedule_account_works,
+        token_refresh_request,
+        token_refresh_work_name,
+    )
+    from ._notify import (
+        DELIVER_WORKER,
+        DELIVERY_TAG,
+        REFRESH_WORKER,
+        deliver_worker,
+        refresh_worker,
+        schedule_delivery,
+    )
+    from ._settings import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, validate_setting
+    from ._status import Problem, health_problems
+    from ._token_refresh import (
+        TOKEN_REFRESH_THRESHOLD,
+        TOKEN_REFRESH_WORKER,
+        refresh_account,
+        token_refresh_worker,
+    )
+else:
+    from .._lazy import lazy_exports as _lazy_exports
+
+    _WHERE = {
+        "._download": "download_request download_worker",
+        "._library": "SyncInterrupted library_sync_worker",
+        "._lifecycle": "DOWNLOAD_WORKER LIBRARY_SYNC_WORKER LogoutResult ScheduleChange account_tag download_work_name library_sync_request library_sync_work_name schedule_account_works token_refresh_request token_refresh_work_name",
+        "._notify": "DELIVER_WORKER DELIVERY_TAG REFRESH_WORKER deliver_worker refresh_worker schedule_delivery",
+        "._settings": "DEFAULTS DESCRIPTIONS SETTING_PREFIX validate_setting",
+        "._token_refresh": "TOKEN_REFRESH_THRESHOLD TOKEN_REFRESH_WORKER refresh_account token_refresh_worker",
+        "._status": "Problem health_problems",
+    }
+    __getattr__, __dir__ = _lazy_exports(
+        "stayfresh.jobs",
+        {name: module for module, names in _WHERE.items() for name in names.split()},
+        module=__name__,
+    )
 
 __all__ = [
     "DEFAULTS",
@@ -51,6 +73,7 @@ __all__ = [
     "TOKEN_REFRESH_THRESHOLD",
     "TOKEN_REFRESH_WORKER",
     "LogoutResult",
+    "Problem",
     "ScheduleChange",
     "SyncInterrupted",
     "account_tag",
@@ -58,6 +81,7 @@ __all__ = [
     "download_request",
     "download_work_name",
     "download_worker",
+    "health_problems",
     "library_sync_request",
     "library_sync_work_name",
     "library_sync_worker",

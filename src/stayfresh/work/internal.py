@@ -15,6 +15,7 @@ from ._constraints import (
     read_device_state,
     set_override,
 )
+from ._control import waker_for
 from ._model import check_work_name
 from ._service import install_service, render_service, service_status, uninstall_service
 
@@ -29,4 +30,5 @@ __all__ = [
     "service_status",
     "set_override",
     "uninstall_service",
+    "waker_for",
 ]
