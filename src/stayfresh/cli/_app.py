@@ -11,6 +11,7 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib
 import json
 import logging
@@ -66,8 +67,38 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-def setup_logging(verbosity: int, level_name: str | None) -> None:
-    """stderr logging: ``-v`` INFO, ``-vv`` DEBUG, else ``STAYFRESH_LOG_LEVEL`` or WARNING."""
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message and the record's own fields.
+
+    The fields are what a call passed as ``extra`` (a work's name, id, worker,
+    outcome, …): names and numbers, never tokens — the messages themselves show
+    secrets only as prefixes (``tokens.internal.secret_prefix``).
+    """
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+        "message",
+        "asctime",
+        "taskName",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        doc.update((k, v) for k, v in vars(record).items() if k not in self._STANDARD)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+def setup_logging(verbosity: int, level_name: str | None, log_format: str = "text") -> None:
+    """stderr logging: ``-v`` INFO, ``-vv`` DEBUG, else ``STAYFRESH_LOG_LEVEL`` or WARNING.
+
+    ``log_format`` ``json`` writes one JSON object per line (:class:`JsonLogFormatter`).
+    """
     if verbosity >= 2:
         level = logging.DEBUG
     elif verbosity == 1:
@@ -75,7 +106,11 @@ def setup_logging(verbosity: int, level_name: str | None) -> None:
     else:
         level = getattr(logging, (level_name or "WARNING").upper(), logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonLogFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger("stayfresh")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -243,14 +278,25 @@ def add_db_option_everywhere(group: click.Group) -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="Log level when -v is not given.",
 )
+@click.option(
+    "--log-format",
+    envvar="STAYFRESH_LOG_FORMAT",
+    show_envvar=True,
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text, or as one JSON object per line.",
+)
 @click.version_option(package_name="stayfresh")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, verbose: int, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context, db: str | None, verbose: int, log_level: str | None, log_format: str
+) -> None:
     """stayfresh keeps OAuth tokens (and other time-sensitive state) fresh."""
     if ctx.invoked_subcommand != "token":
         # the one composition point (stayfresh._wiring). Not for `token NAME`, the hot
         # path that loads no jobs: a reschedule it makes gets its delivery work from
         # the daemon's next background refresh, or from the next other command
         install()
-    setup_logging(verbose, log_level)
+    setup_logging(verbose, log_level, log_format.lower())
     ctx.ensure_object(Context).db = db

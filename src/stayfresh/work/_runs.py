@@ -48,8 +48,12 @@ class _Run:
         self.claim = claim
         self.ctx = ctx
         self.deadline = deadline  # time.monotonic()
+        self.started = time.monotonic()
         self.timed_out = False
         self.released = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
 class _RunKeeping:
@@ -98,7 +102,10 @@ class _RunKeeping:
             self._next_renew = time.monotonic() + self.lease_seconds / 2
             self._renew_wall = self.clock() + self.lease_seconds / 2
         self._runs[w.id] = run
-        log.debug("running %s (%s) attempt %d", w.name or w.id, w.worker, w.run_attempt)
+        log.info(
+            "work %s started (%s, attempt %d)", w.name or w.id, w.worker, w.run_attempt,
+            extra={"work": w.name, "work_id": w.id, "worker": w.worker, "attempt": w.run_attempt},
+        )  # fmt: skip
         threading.Thread(
             target=self._execute,
             args=(run,),
@@ -154,6 +161,13 @@ class _RunKeeping:
             error = f"time limit of {run.claim.work.timeout:g}s exceeded" + (
                 f"\n{error}" if error else ""
             )
+        w = run.claim.work
+        log.log(
+            logging.INFO if outcome == "success" else logging.WARNING,
+            "work %s ended: %s after %.1fs", w.name or w.id, outcome, run.elapsed(),
+            extra={"work": w.name, "work_id": w.id, "worker": w.worker, "outcome": outcome,
+                   "attempt": w.run_attempt, "seconds": round(run.elapsed(), 3)},
+        )  # fmt: skip
         return plan_finish(
             run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
             output=output, error=error, environ=self._env,
