@@ -75,6 +75,22 @@ def test_rules_round_trip_and_each_change_bumps_the_version(any_store: Store) ->
     assert (fresh.has_rules, fresh.last_reschedule_at) == (False, None)  # only a disabled rule
 
 
+def test_a_rule_is_updated_in_place_and_the_window_goes_stale(any_store: Store) -> None:
+    a = any_store.add_notify_rule(one_time("old", at=T0 + 5), now=T0)
+    version = any_store.notify_freshness().rules_version
+    changed = NewRule(title="new", body="nb", at=None, rrule="FREQ=HOURLY",
+                      dtstart="2026-01-01T08:00:00", tz="UTC", enabled=False)  # fmt: skip
+    b = any_store.update_notify_rule(a.id, changed)
+    assert b is not None and (b.id, b.created_at) == (a.id, a.created_at)
+    assert (b.title, b.body, b.at, b.rrule, b.dtstart, b.tz, b.enabled) == (
+        "new", "nb", None, "FREQ=HOURLY", "2026-01-01T08:00:00", "UTC", False,
+    )  # fmt: skip
+    assert any_store.get_notify_rule(a.id) == b
+    assert any_store.notify_freshness().rules_version == version + 1
+    assert any_store.update_notify_rule(a.id + 100, changed) is None
+    assert any_store.notify_freshness().rules_version == version + 1  # nothing changed
+
+
 # -- the window ------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import click
 from .. import jobs, notify
 from ..errors import ConfigError
 from ..jobs import internal as jobs_internal
-from ..store import DeliveryRow, PendingRow, RuleRow, SinkRow, Store
+from ..store import DeliveryRow, NewRule, PendingRow, RuleRow, SinkRow, Store
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._foreground import foreground_layer as foreground_layer  # re-exported
 from ._secrets import read_stdin_line
@@ -174,6 +174,104 @@ def notify_remove(ctx: Context, rule_id: int) -> None:
         raise ConfigError(f"no reminder with id {rule_id}")
     notify.on_app_start(ctx.store)
     click.echo(f"removed reminder {rule_id}")
+
+
+def _rule_to_store(row: RuleRow, **changes: Any) -> NewRule:
+    """The stored rule as a :class:`NewRule`, with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "title": row.title, "body": row.body, "at": row.at, "rrule": row.rrule,
+        "dtstart": row.dtstart, "tz": row.tz, "enabled": row.enabled,
+    }  # fmt: skip
+    return NewRule(**{**fields, **changes})
+
+
+def _existing_rule(store: Store, rule_id: int) -> RuleRow:
+    row = store.get_notify_rule(rule_id)
+    if row is None:
+        raise ConfigError(f"no reminder with id {rule_id}")
+    return row
+
+
+def _replace_rule(ctx: Context, rule_id: int, new: NewRule, verb: str, as_json: bool) -> None:
+    """Store the changed rule and reschedule at once (through the lock, as every change)."""
+    row = ctx.store.update_notify_rule(rule_id, new)
+    if row is None:  # removed meanwhile
+        raise ConfigError(f"no reminder with id {rule_id}")
+    outcome = notify.on_app_start(ctx.store)
+    upcoming = [p for p in ctx.store.list_pending_notifications() if p.rule_id == row.id]
+    if as_json:
+        echo_json({"rule": _rule_json(row), "refresh": outcome.to_json(),
+                   "pending": [_pending_json(p) for p in upcoming]})  # fmt: skip
+        return
+    state = "" if row.enabled else " (disabled)"
+    click.echo(f"{verb} reminder {row.id}: {row.title}{state} — {notify.describe(row)}")
+    if upcoming:
+        click.echo("next: " + ", ".join(_local(p.due_at, row.tz) for p in upcoming[:3]))
+
+
+@notify_group.command("edit")
+@click.argument("rule_id", type=int)
+@click.option("--title", help="New title.")
+@click.option("--body", help="New text under the title.")
+@click.option("--at", "at", metavar="WHEN", help="Make it one time, at WHEN.")
+@click.option("--rrule", metavar="RRULE", help="Make it recurring with this RRULE.")
+@click.option("--start", metavar="WHEN", help="First occurrence of the recurring rule.")
+@click.option("--tz", help="IANA time zone the rule is evaluated in.")
+@click.option("--allow-past", is_flag=True, help="Accept an --at time that has already passed.")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_edit(
+    ctx: Context, rule_id: int, title: str | None, body: str | None, at: str | None,
+    rrule: str | None, start: str | None, tz: str | None, allow_past: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Change reminder RULE_ID; what is not given stays as it was.
+
+    The new definition is checked like `notify add` checks a new one, and the
+    window is rebuilt at once. --start or --tz alone re-time a recurring
+    reminder in place; a one-time reminder is moved with --at.
+    """
+    row = _existing_rule(ctx.store, rule_id)
+    title = row.title if title is None else title
+    body = row.body if body is None else body
+    if at is None and rrule is None and start is None and tz is None:
+        if not title.strip():
+            raise ConfigError("a reminder needs a title")
+        new = _rule_to_store(row, title=title, body=body)
+    else:
+        if at is None and rrule is None and row.rrule is None:
+            raise ConfigError(f"reminder {rule_id} is one time: move it with --at WHEN")
+        checked = notify.make_rule(
+            title, body=body, at=at,
+            rrule=None if at is not None else rrule or row.rrule,
+            start=None if at is not None else start or row.dtstart,
+            tz=tz or row.tz, now=dt.datetime.now(UTC), allow_past=allow_past,
+        )  # fmt: skip
+        new = _rule_to_store(row, **{k: getattr(checked, k) for k in
+                                     ("title", "body", "at", "rrule", "dtstart", "tz")})  # fmt: skip
+    _replace_rule(ctx, rule_id, new, "changed", as_json)
+
+
+@notify_group.command("disable")
+@click.argument("rule_id", type=int)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_disable(ctx: Context, rule_id: int, as_json: bool) -> None:
+    """Stop reminder RULE_ID from firing (kept, with its history; `enable` turns it back on)."""
+    row = _existing_rule(ctx.store, rule_id)
+    _replace_rule(ctx, rule_id, _rule_to_store(row, enabled=False), "disabled", as_json)
+
+
+@notify_group.command("enable")
+@click.argument("rule_id", type=int)
+@json_option
+@handle_errors
+@pass_ctx
+def notify_enable(ctx: Context, rule_id: int, as_json: bool) -> None:
+    """Let a disabled reminder RULE_ID fire again."""
+    row = _existing_rule(ctx.store, rule_id)
+    _replace_rule(ctx, rule_id, _rule_to_store(row, enabled=True), "enabled", as_json)
 
 
 @notify_group.command("pending")

@@ -331,6 +331,11 @@ class NotifyStore(abc.ABC):
         """Every rule, by id."""
 
     @abc.abstractmethod
+    def update_notify_rule(self, rule_id: int, rule: NewRule) -> RuleRow | None:
+        """Replace rule ``rule_id``'s definition (its id and creation time stay); None
+        if there is no such rule. Like adding or deleting, it makes the window stale."""
+
+    @abc.abstractmethod
     def delete_notify_rule(self, rule_id: int) -> bool:
         """Remove a rule and its pending occurrences (delivery history stays); bump the version."""
 

@@ -238,6 +238,19 @@ class NotifySQL(SQLBase, NotifyStore):
     def list_notify_rules(self) -> list[RuleRow]:
         return [rule_from_row(r) for r in self.select("list_rules")]
 
+    def update_notify_rule(self, rule_id: int, rule: NewRule) -> RuleRow | None:
+        def body(tx: Tx) -> RuleRow | None:
+            row = tx.one(
+                "update_rule", id=rule_id, title=rule.title, body=rule.body, at=rule.at,
+                rrule=rule.rrule, dtstart=rule.dtstart, tz=rule.tz, enabled=rule.enabled,
+            )  # fmt: skip
+            if row is None:
+                return None
+            tx.run("bump_rules_version")
+            return rule_from_row(row)
+
+        return self.transact(body)
+
     def delete_notify_rule(self, rule_id: int) -> bool:
         def body(tx: Tx) -> bool:
             if tx.run("delete_rule", id=rule_id) == 0:

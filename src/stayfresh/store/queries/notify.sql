@@ -22,6 +22,12 @@ FROM notify_rules WHERE id = :id
 SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at
 FROM notify_rules ORDER BY id
 
+-- name: update_rule
+UPDATE notify_rules SET title = :title, body = :body, at = :at, rrule = :rrule,
+       dtstart = :dtstart, tz = :tz, enabled = :enabled
+WHERE id = :id
+RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at
+
 -- name: delete_rule
 DELETE FROM notify_rules WHERE id = :id
 

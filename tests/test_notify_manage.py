@@ -1,0 +1,75 @@
+"""Reminders you can manage: ``notify edit``, ``disable`` and ``enable`` change a rule in place
+and the window shows it at once (the change reschedules through the same lock as every change)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import invoke_cli
+
+
+def _run(db: Path, *args: str) -> Any:
+    done = invoke_cli("notify", *args, "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _pending_of(db: Path, rule_id: int) -> list[dict[str, Any]]:
+    return [p for p in _run(db, "pending") if p["rule_id"] == rule_id]
+
+
+def test_edit_changes_title_body_and_recurrence_in_place(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
+    assert len(_pending_of(db_path, rule["id"])) >= 47  # hourly over two days
+    changed = _run(db_path, "edit", str(rule["id"]), "--title", "Tock", "--body", "b")
+    assert (changed["rule"]["id"], changed["rule"]["title"], changed["rule"]["body"]) == (
+        rule["id"], "Tock", "b",
+    )  # fmt: skip
+    assert changed["rule"]["rrule"] == "FREQ=HOURLY" and changed["rule"]["tz"] == "UTC"
+    assert {p["title"] for p in _pending_of(db_path, rule["id"])} == {"Tock"}
+    daily = _run(db_path, "edit", str(rule["id"]), "--rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0")
+    assert daily["rule"]["title"] == "Tock"  # what is not given stays
+    due = [p["due_at"] for p in _pending_of(db_path, rule["id"])]
+    assert 1 <= len(due) <= 2 and all(d.endswith("T09:00:00+00:00") for d in due)
+    paris = _run(db_path, "edit", str(rule["id"]), "--tz", "Europe/Paris")  # re-timed in place
+    assert paris["rule"]["tz"] == "Europe/Paris"
+    assert all(p["due_at"][11:19] in ("08:00:00", "07:00:00") for p in paris["pending"])
+
+
+def test_disable_empties_its_window_and_enable_refills_it(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
+    before = _pending_of(db_path, rule["id"])
+    off = _run(db_path, "disable", str(rule["id"]))
+    assert off["rule"]["enabled"] is False and off["pending"] == []
+    assert _pending_of(db_path, rule["id"]) == []
+    listed = invoke_cli("notify", "list", db=db_path).stdout
+    assert "Tick (disabled)" in listed
+    on = _run(db_path, "enable", str(rule["id"]))
+    assert on["rule"]["enabled"] is True
+    assert len(_pending_of(db_path, rule["id"])) == len(before)
+
+
+def test_a_one_time_reminder_moves_with_at_only(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Once", "--at", "+2h", "--tz", "UTC")["rule"]
+    moved = _run(db_path, "edit", str(rule["id"]), "--at", "+3h")
+    assert moved["rule"]["at"] > rule["at"]
+    assert [p["due_at"] for p in _pending_of(db_path, rule["id"])] == [moved["rule"]["at"]]
+    done = invoke_cli("notify", "edit", str(rule["id"]), "--tz", "Europe/Paris", db=db_path)
+    assert done.returncode == 2 and "move it with --at WHEN" in done.stderr
+
+
+def test_bad_changes_are_refused_and_change_nothing(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
+    for args, message in [
+        (("edit", "99", "--title", "x"), "no reminder with id 99"),
+        (("disable", "99"), "no reminder with id 99"),
+        (("edit", str(rule["id"]), "--title", " "), "needs a title"),
+        (("edit", str(rule["id"]), "--rrule", "FREQ=DAILY;INTERVAL=0"), "INTERVAL"),
+        (("edit", str(rule["id"]), "--at", "2001-01-01T00:00"), "in the past"),
+    ]:
+        done = invoke_cli("notify", *args, db=db_path)
+        assert done.returncode == 2, (args, done.stdout)
+        assert message in done.stderr, (args, done.stderr)
+    assert _run(db_path, "list") == [rule]
