@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import invoke_cli
+from notify_helpers import webhook
 
 
 def _run(db: Path, *args: str) -> Any:
@@ -73,3 +74,25 @@ def test_bad_changes_are_refused_and_change_nothing(db_path: Path) -> None:
         assert done.returncode == 2, (args, done.stdout)
         assert message in done.stderr, (args, done.stderr)
     assert _run(db_path, "list") == [rule]
+
+
+def test_sink_test_sends_a_real_message_and_says_when_it_cannot(db_path: Path) -> None:
+    with webhook() as hook:
+        sink = _sink(db_path, hook.url)
+        done = invoke_cli("notify", "sink", "test", str(sink["id"]), db=db_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"sent a test message through sink {sink['id']}")
+        assert hook.titles() == ["stayfresh test"]
+        hook.status = 500
+        failed = invoke_cli("notify", "sink", "test", str(sink["id"]), "--json", db=db_path)
+        assert failed.returncode == 1
+        assert json.loads(failed.stdout)["sent"] is False
+    assert _run(db_path, "deliveries") == []  # a test is not a delivery
+    missing = invoke_cli("notify", "sink", "test", "99", db=db_path)
+    assert missing.returncode == 2 and "no sink with id 99" in missing.stderr
+
+
+def _sink(db: Path, url: str) -> Any:
+    done = invoke_cli("notify", "sink", "add", url, "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -424,6 +424,33 @@ def sink_remove(ctx: Context, sink_id: int) -> None:
     click.echo(f"removed sink {sink_id}")
 
 
+@sink_group.command("test")
+@click.argument("sink_id", type=int)
+@json_option
+@handle_errors
+@pass_ctx
+def sink_test(ctx: Context, sink_id: int, as_json: bool) -> None:
+    """Send a real test message through sink SINK_ID now (nothing is recorded)."""
+    row = next((r for r in ctx.store.list_notify_sinks() if r.id == sink_id), None)
+    if row is None:
+        raise ConfigError(f"no sink with id {sink_id}")
+    target = _sink_json(row)["target"] or row.kind
+    try:
+        notify.sink_for(row).send(
+            "stayfresh test", f"A test message from stayfresh to sink {row.id}."
+        )
+    except notify.SinkError as exc:
+        if as_json:
+            echo_json({"sink": _sink_json(row), "sent": False, "error": str(exc)})
+        else:
+            click.echo(f"error: sink {row.id} ({target}) failed: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        echo_json({"sink": _sink_json(row), "sent": True, "error": None})
+    else:
+        click.echo(f"sent a test message through sink {row.id} ({target})")
+
+
 @notify_group.command("background")
 @click.argument("action", type=click.Choice(["enable", "disable", "status"]))
 @click.option(
