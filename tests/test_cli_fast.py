@@ -254,3 +254,23 @@ def test_the_default_location_is_platformdirs_own(
         monkeypatch.setenv(key, value)
     expected = Path(platformdirs.user_data_dir("stayfresh")) / "stayfresh.db"
     assert default_db_path() == expected
+
+
+def test_every_command_but_completion_and_daemon_speaks_json() -> None:
+    import click
+
+    from stayfresh.cli import cli
+
+    ctx = click.Context(cli)
+    without: list[str] = []
+
+    def walk(group: click.Group, path: list[str]) -> None:
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if isinstance(command, click.Group):
+                walk(command, [*path, name])
+            elif not any(p.name == "as_json" for p in command.params):
+                without.append(" ".join([*path, name]))
+
+    walk(cli, [])
+    assert without == ["completion", "daemon"]  # a script and a long-running process

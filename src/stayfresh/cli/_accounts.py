@@ -173,9 +173,10 @@ def account_show(ctx: Context, name: str, as_json: bool) -> None:
 
 @account.command("remove")
 @click.argument("name")
+@json_option
 @handle_errors
 @pass_ctx
-def account_remove(ctx: Context, name: str) -> None:
+def account_remove(ctx: Context, name: str, as_json: bool) -> None:
     """Remove account NAME, its tokens and its background works."""
     from ..jobs.internal import account_tag
     from ..work import WorkManager
@@ -183,6 +184,9 @@ def account_remove(ctx: Context, name: str) -> None:
     describe(ctx.store, name)  # AccountNotFound before anything is cancelled
     cancelled = WorkManager(ctx.store).cancel(tag=account_tag(name))
     remove_account(ctx.store, name)
+    if as_json:
+        echo_json({"removed": name, "cancelled_works": sorted(cancelled)})
+        return
     click.echo(
         f"removed account {name}" + (f" ({len(cancelled)} work(s) cancelled)" if cancelled else "")
     )

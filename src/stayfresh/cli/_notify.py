@@ -166,13 +166,17 @@ def notify_list(ctx: Context, as_json: bool) -> None:
 
 @notify_group.command("remove")
 @click.argument("rule_id", type=int)
+@json_option
 @handle_errors
 @pass_ctx
-def notify_remove(ctx: Context, rule_id: int) -> None:
+def notify_remove(ctx: Context, rule_id: int, as_json: bool) -> None:
     """Remove reminder RULE_ID (its pending notifications go with it)."""
     if not ctx.store.delete_notify_rule(rule_id):
         raise ConfigError(f"no reminder with id {rule_id}")
-    notify.on_app_start(ctx.store)
+    outcome = notify.on_app_start(ctx.store)
+    if as_json:
+        echo_json({"removed": rule_id, "refresh": outcome.to_json()})
+        return
     click.echo(f"removed reminder {rule_id}")
 
 
@@ -415,12 +419,16 @@ def sink_list(ctx: Context, as_json: bool) -> None:
 
 @sink_group.command("remove")
 @click.argument("sink_id", type=int)
+@json_option
 @handle_errors
 @pass_ctx
-def sink_remove(ctx: Context, sink_id: int) -> None:
+def sink_remove(ctx: Context, sink_id: int, as_json: bool) -> None:
     """Remove sink SINK_ID."""
     if not ctx.store.delete_notify_sink(sink_id):
         raise ConfigError(f"no sink with id {sink_id}")
+    if as_json:
+        echo_json({"removed": sink_id})
+        return
     click.echo(f"removed sink {sink_id}")
 
 

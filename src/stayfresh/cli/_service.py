@@ -42,24 +42,36 @@ def service() -> None:
 @click.option(
     "--print", "print_only", is_flag=True, help="Print the service file and change nothing."
 )
+@json_option
 @handle_errors
 @pass_ctx
-def service_install(ctx: Context, /, dry_run: bool, print_only: bool) -> None:
+def service_install(ctx: Context, /, dry_run: bool, print_only: bool, as_json: bool) -> None:
     """Write the service file and enable and start the service."""
     if print_only:
         rendered = render_service(ctx.db)
-        click.echo(rendered.content, nl=False)
+        if as_json:
+            echo_json(rendered.to_json())
+        else:
+            click.echo(rendered.content, nl=False)
         return
     result = install_service(ctx.db, dry_run=dry_run)
-    click.echo(result.message)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        click.echo(result.message)
 
 
 @service.command("uninstall")
+@json_option
 @handle_errors
 @pass_ctx
-def service_uninstall(ctx: Context, /) -> None:
+def service_uninstall(ctx: Context, /, as_json: bool) -> None:
     """Stop and disable the service and remove its file."""
-    click.echo(uninstall_service().message)
+    result = uninstall_service()
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        click.echo(result.message)
 
 
 @service.command("status")

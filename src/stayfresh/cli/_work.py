@@ -309,9 +309,10 @@ def work_history(ctx: Context, name: str, limit: int, as_json: bool) -> None:
 
 @work.command("run")
 @click.argument("name")
+@json_option
 @pass_ctx
 @handle_errors
-def work_run(ctx: Context, name: str) -> None:
+def work_run(ctx: Context, name: str, as_json: bool) -> None:
     """Run NAME now, ignoring its schedule and constraints once (the debug trigger)."""
     manager = _manager(ctx)
     infos = _find(manager, name)
@@ -324,6 +325,9 @@ def work_run(ctx: Context, name: str) -> None:
         raise ConfigError(
             f"{name}: nothing ENQUEUED to run ({', '.join(sorted({i.state.value for i in infos}))})"
         )
+    if as_json:
+        echo_json({"triggered": sorted(triggered)})
+        return
     click.echo(f"{name}: triggered {len(triggered)} work(s); a running daemon picks them up now")
 
 
