@@ -72,3 +72,14 @@ def test_each_run_logs_its_start_and_outcome(
     assert (started[0].work, started[0].worker, started[0].attempt) == ("w", "work_helpers:ok", 1)
     assert (ended[0].outcome, ended[0].levelname) == ("success", "INFO")
     assert ended[0].seconds >= 0
+
+
+def test_verbose_after_the_command_counts_too(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"  # a new database: its migrations are logged at INFO
+    quiet = run_cli("notify", "list", db=db)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    other = tmp_path / "other.db"
+    after = run_cli("--log-format", "json", "notify", "list", "-v", db=other)
+    assert after.returncode == 0, after.stderr
+    records = [json.loads(line) for line in after.stderr.splitlines()]
+    assert any("applying migration" in r["message"] and r["level"] == "INFO" for r in records)

@@ -237,16 +237,29 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> No
         ctx.ensure_object(Context).db = value
 
 
+def _more_logging(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """``-v`` after the command: the root's logging set up again, that much more verbose."""
+    if value:
+        root = ctx.find_root().params
+        setup_logging(
+            value + int(root.get("verbose") or 0),
+            root.get("log_level"),
+            str(root.get("log_format") or "text").lower(),
+        )
+
+
 def add_db_option_everywhere(group: click.Group) -> None:
-    """Give every subcommand its own ``--db PATH`` too (``stayfresh token X --db P``).
+    """Give every subcommand its own ``--db PATH`` and ``-v`` too (``stayfresh token X --db P -v``).
 
     Added once, after all commands are registered, so no command has to
-    remember it. The option is eager and only sets the shared context.
+    remember them. The options are eager and only set the shared context
+    (or the logging), before the command runs.
     """
     for command in group.commands.values():
         if isinstance(command, click.Group):
             add_db_option_everywhere(command)
-        elif not any(p.name == "db" for p in command.params):
+            continue
+        if not any(p.name == "db" for p in command.params):
             command.params.append(
                 click.Option(
                     ["--db"],
@@ -255,6 +268,17 @@ def add_db_option_everywhere(group: click.Group) -> None:
                     is_eager=True,
                     callback=_set_db,
                     help="Database file (same as the global --db; env STAYFRESH_DB).",
+                )
+            )
+        if not any(p.name == "more_verbose" for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["-v", "--verbose", "more_verbose"],
+                    count=True,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_more_logging,
+                    help="More logging on stderr (same as the global -v).",
                 )
             )
 
