@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import ReauthRequired
 from ..tokens import DEFAULT_THRESHOLD, Keeper
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._params import DURATION, Duration
@@ -39,6 +40,11 @@ def token(
         result = keeper.ensure_valid_token(
             name, DEFAULT_THRESHOLD if threshold is None else threshold, force=force
         )
+    except ReauthRequired as exc:  # found here first: the sinks hear of it now, once
+        from ..jobs.internal import announce_account
+
+        announce_account(ctx.store, name, needs_login=True, message=f"{exc} ({exc.hint})")
+        raise
     finally:
         keeper.close()
     if as_json:

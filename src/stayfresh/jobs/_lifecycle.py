@@ -229,6 +229,9 @@ def on_account_ready(
     ``ok``); a logged-out one gets them back.
     """
     changes = schedule_account_works(store, name, manager=manager)
+    from ._token_refresh import announce_account
+
+    announce_account(store, name, needs_login=False)  # after a new login: "recovered", once
     armed = [c.name for c in changes if c.action not in ("none", "cancelled")]
     log.info("%s ready; works: %s", name, ", ".join(armed) or "none (settings)")
     return changes

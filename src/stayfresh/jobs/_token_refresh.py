@@ -176,24 +176,41 @@ def _seconds_left(account: Account, now: float) -> float:
     return float("inf") if expires is None else expires.timestamp() - now
 
 
-def _tell_user(store: Store, name: str, message: str) -> None:
-    """Tell the user that ``name`` needs a login: a WARNING, and every notification sink.
+#: settings key prefix: the state last announced for an account ("needs_login" or none)
+ANNOUNCED_PREFIX = "announced:"
 
-    Sent once, when the refresh token is first rejected (later runs of the
-    work fail quietly until a login). A sink that fails is logged, never
-    fatal: the work's recorded failure still says what to do.
+
+def announce_account(store: Store, name: str, *, needs_login: bool, message: str = "") -> bool:
+    """Tell the user once when ``name`` starts needing a login, and once when it recovers.
+
+    A WARNING (or INFO) log line and every notification sink, on a change of
+    state only — what was last announced is kept in the store, so the next
+    background run, the next command or another process does not announce it
+    again. Returns whether it announced. A sink that fails is logged, never
+    fatal: the account's status and the work's recorded failure say it too.
     """
-    log.warning("%s: %s", name, message)
+    key = ANNOUNCED_PREFIX + name
+    if (store.get_setting(key) == "needs_login") == needs_login:
+        return False
+    store.set_setting(key, "needs_login" if needs_login else None)
+    if needs_login:
+        title = f"stayfresh: {name} needs a new login"
+        log.warning("%s: %s", name, message)
+    else:
+        title = f"stayfresh: {name} recovered"
+        message = message or f"account {name} refreshes its token again"
+        log.info("%s: %s", name, message)
     from ..notify import SinkError, sink_for  # jobs -> notify; only needed on this path
 
     for row in store.list_notify_sinks():
-        sink = sink_for(row)
         if row.kind == "log":
-            continue  # the WARNING above is that line already
+            continue  # the log line above is that line already
+        sink = sink_for(row)
         try:
-            sink.send(f"stayfresh: {name} needs a new login", message)
+            sink.send(title, message)
         except SinkError as exc:
             log.warning("could not notify through %s: %s", sink, exc)
+    return True
 
 
 def _hours(seconds: float) -> str:
@@ -223,7 +240,12 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
         return Result.failure({"account": name, "message": message})
     if account.needs_login:
         log.info("%s needs a login; not contacting the provider", name)
-        return _needs_login(name, account)
+        failed = _needs_login(name, account)
+        # found by the just-in-time layer (or another process) first: announced here, once
+        announce_account(
+            keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
+        )
+        return failed
     tokens = account.tokens
     log.info("Loaded refresh_token from DB: %s", secret_prefix(tokens.refresh_token))
     now = keeper.clock()
@@ -237,7 +259,9 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
     except ReauthRequired:
         after = _load(keeper.store, name)
         failed = _needs_login(name, after)
-        _tell_user(keeper.store, name, str((failed.output or {})["message"]))
+        announce_account(
+            keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
+        )
         return failed
     except TransientError as exc:
         log.warning("%s: token refresh failed, will retry with backoff: %s", name, exc)
@@ -252,6 +276,7 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
         # the keeper hands back a still-usable token when a refresh fails; the
         # account's state tells why, and the safety net must not call it a success
         return _after_quiet_failure(keeper, name)
+    announce_account(keeper.store, name, needs_login=False)  # a no-op unless it had been lost
     output: dict[str, Any] = {
         "account": name,
         "refreshed": result.was_refreshed,
@@ -272,7 +297,9 @@ def _after_quiet_failure(keeper: Keeper, name: str) -> Result:
     account = _load(keeper.store, name)
     if account.needs_login:
         failed = _needs_login(name, account)
-        _tell_user(keeper.store, name, str((failed.output or {})["message"]))
+        announce_account(
+            keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
+        )
         return failed
     log.warning("%s: token refresh failed (current token still usable); will retry", name)
     return Result.retry()

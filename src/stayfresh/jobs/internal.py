@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._token_refresh import (
         TOKEN_REFRESH_THRESHOLD,
         TOKEN_REFRESH_WORKER,
+        announce_account,
         refresh_account,
         token_refresh_worker,
     )
@@ -52,7 +53,7 @@ else:
         "._lifecycle": "DOWNLOAD_WORKER LIBRARY_SYNC_WORKER LogoutResult ScheduleChange account_tag download_work_name library_sync_request library_sync_work_name schedule_account_works token_refresh_request token_refresh_work_name",
         "._notify": "DELIVER_WORKER DELIVERY_TAG REFRESH_WORKER deliver_worker refresh_worker schedule_delivery",
         "._settings": "DEFAULTS DESCRIPTIONS SETTING_PREFIX validate_setting",
-        "._token_refresh": "TOKEN_REFRESH_THRESHOLD TOKEN_REFRESH_WORKER refresh_account token_refresh_worker",
+        "._token_refresh": "TOKEN_REFRESH_THRESHOLD TOKEN_REFRESH_WORKER announce_account refresh_account token_refresh_worker",
         "._status": "Problem health_problems",
     }
     __getattr__, __dir__ = _lazy_exports(
@@ -77,6 +78,7 @@ __all__ = [
     "ScheduleChange",
     "SyncInterrupted",
     "account_tag",
+    "announce_account",
     "deliver_worker",
     "download_request",
     "download_work_name",
