@@ -48,7 +48,7 @@ main()
 
 TOP_LEVEL = [
     "account", "completion", "constraints", "daemon", "download", "library", "login", "logout",
-    "notify", "service", "settings", "status", "sync", "token", "work",
+    "metrics", "notify", "service", "settings", "status", "sync", "token", "work",
 ]  # fmt: skip
 
 
@@ -256,7 +256,7 @@ def test_the_default_location_is_platformdirs_own(
     assert default_db_path() == expected
 
 
-def test_every_command_but_completion_and_daemon_speaks_json() -> None:
+def test_every_command_but_completion_daemon_and_metrics_speaks_json() -> None:
     import click
 
     from stayfresh.cli import cli
@@ -273,4 +273,5 @@ def test_every_command_but_completion_and_daemon_speaks_json() -> None:
                 without.append(" ".join([*path, name]))
 
     walk(cli, [])
-    assert without == ["completion", "daemon"]  # a script and a long-running process
+    # a shell script, a long-running process, and Prometheus' own text format
+    assert without == ["completion", "daemon", "metrics"]

@@ -27,6 +27,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "library": ("_library",),
     "login": ("_login",),
     "logout": ("_jobs",),
+    "metrics": ("_jobs",),
     "notify": ("_notify",),
     "service": ("_service",),
     "settings": ("_jobs",),

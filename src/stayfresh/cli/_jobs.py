@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import ConfigError
 from ..jobs import apply_settings, collect_status, load_settings, logout, save_setting
 from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange, health_problems
 from ..work import format_duration
@@ -153,6 +154,20 @@ def print_status(data: dict[str, Any]) -> None:
     )
     console.print(works if data["works"] else "no works scheduled")
     console.print(settings_table)
+
+
+@cli.command("metrics")
+@handle_errors
+@pass_ctx
+def metrics(ctx: Context) -> None:
+    """Print the Prometheus metrics of this database once (what `daemon --metrics` serves)."""
+    try:
+        from ..jobs.internal import metrics_text
+    except ImportError as exc:
+        raise ConfigError(
+            f"metrics need prometheus_client: pip install 'stayfresh[metrics]' ({exc.name})"
+        ) from None
+    click.echo(metrics_text(ctx.store), nl=False)
 
 
 @cli.command("status")

@@ -384,11 +384,22 @@ def work_cancel(
     show_envvar=True,
     help="On SIGTERM, how long running work may finish.",
 )
+@click.option(
+    "--metrics",
+    "metrics_at",
+    metavar="HOST:PORT",
+    envvar="STAYFRESH_METRICS",
+    show_envvar=True,
+    help="Serve Prometheus /metrics and /healthz here (needs stayfresh[metrics]).",
+)
 @pass_ctx
 @handle_errors
-def daemon(ctx: Context, max_concurrent: int, lease: float, grace: float) -> None:
+def daemon(
+    ctx: Context, max_concurrent: int, lease: float, grace: float, metrics_at: str | None
+) -> None:
     """Run due work until SIGTERM/SIGINT (foreground; for systemd, launchd, a terminal)."""
     runner = Runner(ctx.store, max_concurrent=max_concurrent, lease_seconds=lease, grace=grace)
+    server = _serve_metrics(ctx, metrics_at) if metrics_at else None
     signals = {"count": 0}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -400,5 +411,28 @@ def daemon(ctx: Context, max_concurrent: int, lease: float, grace: float) -> Non
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     click.echo(f"stayfresh daemon {runner.runner_id} on {ctx.store.location}", err=True)
+    if server is not None:
+        host, port = server.server_address[:2]
+        click.echo(f"metrics at http://{host}:{port}/metrics (health: /healthz)", err=True)
     sys.stderr.flush()
-    runner.run_forever()
+    try:
+        runner.run_forever()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def _serve_metrics(ctx: Context, where: str) -> Any:
+    host, sep, port = where.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--metrics wants HOST:PORT (e.g. 127.0.0.1:9464), not {where[:60]!r}")
+    try:
+        from ..jobs.internal import serve_metrics
+    except ImportError as exc:
+        raise ConfigError(
+            f"--metrics needs prometheus_client: pip install 'stayfresh[metrics]' ({exc.name})"
+        ) from None
+    try:
+        return serve_metrics(ctx.store, host.strip("[]") or "127.0.0.1", int(port))
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics at {where}: {exc.strerror or exc}") from None

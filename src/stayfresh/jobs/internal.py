@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         token_refresh_request,
         token_refresh_work_name,
     )
+    from ._metrics import metrics_text, serve_metrics
     from ._notify import (
         DELIVER_WORKER,
         DELIVERY_TAG,
@@ -55,6 +56,7 @@ else:
         "._settings": "DEFAULTS DESCRIPTIONS SETTING_PREFIX validate_setting",
         "._token_refresh": "TOKEN_REFRESH_THRESHOLD TOKEN_REFRESH_WORKER announce_account refresh_account token_refresh_worker",
         "._status": "Problem health_problems",
+        "._metrics": "metrics_text serve_metrics",
     }
     __getattr__, __dir__ = _lazy_exports(
         "stayfresh.jobs",
@@ -87,10 +89,12 @@ __all__ = [
     "library_sync_request",
     "library_sync_work_name",
     "library_sync_worker",
+    "metrics_text",
     "refresh_account",
     "refresh_worker",
     "schedule_account_works",
     "schedule_delivery",
+    "serve_metrics",
     "token_refresh_request",
     "token_refresh_work_name",
     "token_refresh_worker",
