@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import stayfresh.work._service as service_module
+from conftest import invoke_cli
 from stayfresh.cli import cli
 from stayfresh.errors import ConfigError
 from stayfresh.work._service import (
@@ -28,6 +30,7 @@ from stayfresh.work._service import (
     daemon_argv,
     install_service,
     render_launchd_plist,
+    render_service,
     render_systemd_unit,
     render_task_xml,
     service_status,
@@ -264,3 +267,48 @@ def test_cli_constraints_set_and_show(tmp_path: Path) -> None:
     assert "cleared" in cleared.output
     again = runner.invoke(cli, ["--db", db, "constraints", "show"])
     assert "overrides: none" in again.output
+
+
+@linux_only
+def test_the_unit_carries_settings_pythonpath_and_env(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAYFRESH_MAX_CONCURRENT", "4")
+    monkeypatch.setenv("STAYFRESH_DB", "/elsewhere.db")  # the unit gets --db instead
+    monkeypatch.setenv("PYTHONPATH", "/opt/my workers")
+    unit = render_service(None, {"FOO": "a b", "BAR": "50%"}).content
+    assert unit is not None
+    lines = unit.splitlines()
+    assert "Environment=STAYFRESH_MAX_CONCURRENT=4" in lines
+    assert 'Environment="PYTHONPATH=/opt/my workers"' in lines
+    assert 'Environment="FOO=a b"' in lines and "Environment=BAR=50%%" in lines
+    assert "Environment=PYTHONUNBUFFERED=1" in lines
+    assert not any("STAYFRESH_DB" in line for line in lines)
+    analyze = shutil.which("systemd-analyze", path=os.defpath + ":/usr/bin:/bin")
+    if analyze is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze is missing in CI: apt-get install systemd")
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    path = tmp_path / "stayfresh.service"
+    path.write_text(unit)
+    verified = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    assert verified.returncode == 0 and verified.stderr.strip() == "", verified.stderr
+
+
+@linux_only
+def test_install_says_when_the_service_stops_at_logout(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_systemctl(tmp_path / "bin", tmp_path / "systemctl.log")
+    monkeypatch.setattr(service_module, "_lingers", lambda: False)
+    assert "loginctl enable-linger" in install_service(None).message
+    monkeypatch.setattr(service_module, "_lingers", lambda: True)
+    assert "enable-linger" not in install_service(None).message
+
+
+def test_cli_service_install_takes_env(home: Path) -> None:
+    done = invoke_cli("service", "install", "--print", "--env", "FOO=1", db=home / "s.db")
+    assert done.returncode == 0, done.stderr
+    assert "Environment=FOO=1" in done.stdout.splitlines() or "FOO" in done.stdout
+    bad = invoke_cli("service", "install", "--print", "--env", "no-equals", db=home / "s.db")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr

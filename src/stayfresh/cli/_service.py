@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigError
 from ..work.internal import (
     SETTING_PREFIX,
     DeviceProbe,
@@ -42,19 +43,40 @@ def service() -> None:
 @click.option(
     "--print", "print_only", is_flag=True, help="Print the service file and change nothing."
 )
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="One more variable for the daemon (repeatable); written into the service file.",
+)
 @json_option
 @handle_errors
 @pass_ctx
-def service_install(ctx: Context, /, dry_run: bool, print_only: bool, as_json: bool) -> None:
-    """Write the service file and enable and start the service."""
+def service_install(
+    ctx: Context, /, dry_run: bool, print_only: bool, env_pairs: tuple[str, ...], as_json: bool
+) -> None:
+    """Write the service file and enable and start the service.
+
+    The daemon runs with this interpreter (and so this virtualenv), with the
+    database given here (--db or STAYFRESH_DB), and carries this shell's other
+    STAYFRESH_* settings and PYTHONPATH, plus each --env KEY=VALUE. The file
+    is readable by other users: pass no secret with --env.
+    """
+    env: dict[str, str] = {}
+    for pair in env_pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.replace("_", "").isalnum() or key[0].isdigit():
+            raise ConfigError(f"--env wants KEY=VALUE, not {pair[:60]!r}")
+        env[key] = value
     if print_only:
-        rendered = render_service(ctx.db)
+        rendered = render_service(ctx.db, env)
         if as_json:
             echo_json(rendered.to_json())
         else:
             click.echo(rendered.content, nl=False)
         return
-    result = install_service(ctx.db, dry_run=dry_run)
+    result = install_service(ctx.db, dry_run=dry_run, env=env)
     if as_json:
         echo_json(result.to_json())
     else:

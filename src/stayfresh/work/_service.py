@@ -39,7 +39,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from ._service_files import (
     render_launchd_plist,
     render_systemd_unit,
     render_task_xml,
+    service_environment,
     systemd_quote,
     systemd_unit_path,
     task_xml_path,
@@ -155,34 +156,46 @@ def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
         raise ServiceError(f"{what} failed (exit {result.returncode}): {detail}")
 
 
-def render_service(db: str | None) -> ServiceResult:
-    """The file install would write for this platform, without writing it."""
+def render_service(db: str | None, env: Mapping[str, str] | None = None) -> ServiceResult:
+    """The file install would write for this platform, without writing it.
+
+    ``env``: extra variables for the daemon (``--env``), beside the
+    ``STAYFRESH_*`` settings and ``PYTHONPATH`` of this process
+    (:func:`service_environment`; not on Windows, whose task has no environment).
+    """
     argv = daemon_argv(db)
     manager = _manager()
+    environment = service_environment(os.environ, env)
     if manager == "launchd":
         log_path = Path.home() / "Library" / "Logs" / "stayfresh" / "daemon.log"
         return ServiceResult(
             manager=manager,
             path=launchd_plist_path(),
-            content=render_launchd_plist(argv, log_path),
+            content=render_launchd_plist(argv, log_path, environment),
         )
     if manager == "schtasks":
         return ServiceResult(
             manager=manager, path=task_xml_path(), content=render_task_xml(argv, _windows_user())
         )
     return ServiceResult(
-        manager=manager, path=systemd_unit_path(), content=render_systemd_unit(argv)
+        manager=manager, path=systemd_unit_path(), content=render_systemd_unit(argv, environment)
     )
 
 
-def install_service(db: str | None, *, dry_run: bool = False, run: Runner = _run) -> ServiceResult:
+def install_service(
+    db: str | None,
+    *,
+    dry_run: bool = False,
+    run: Runner = _run,
+    env: Mapping[str, str] | None = None,
+) -> ServiceResult:
     """Write the service file and register it with the service manager.
 
     With ``dry_run`` nothing is written or run; the result says what would be.
     Without a reachable manager (systemd user session absent) the file is
     written and ``message`` lists the commands to run later.
     """
-    result = render_service(db)
+    result = render_service(db, env)
     assert result.content is not None
     if result.manager == "launchd":
         domain = _launchd_domain()
@@ -230,6 +243,10 @@ def install_service(db: str | None, *, dry_run: bool = False, run: Runner = _run
         _check(outcome, " ".join(argv))
     result.ran = True
     result.message = f"installed and started {result.manager} service ({result.path})"
+    if result.manager == "systemd" and not _lingers():
+        result.message += (
+            "\nit stops when you log out; to keep it running: loginctl enable-linger $USER"
+        )
     return result
 
 
@@ -270,6 +287,16 @@ def uninstall_service(*, run: Runner = _run) -> ServiceResult:
     else:
         result.message = f"removed {path}; if the service still runs, run:\n" + _format(commands)
     return result
+
+
+def _lingers() -> bool:
+    """Whether systemd keeps this user's manager running after logout (``enable-linger``)."""
+    import getpass
+
+    try:
+        return Path("/var/lib/systemd/linger", getpass.getuser()).exists()
+    except (KeyError, OSError):  # no user name for this uid
+        return False
 
 
 def service_status(db: str | None, *, run: Runner = _run) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import plistlib
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -78,9 +78,30 @@ def systemd_quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_systemd_unit(argv: Sequence[str]) -> str:
+def service_environment(
+    environ: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What the daemon's service carries from the installing shell, then ``extra``.
+
+    Every ``STAYFRESH_*`` setting but ``STAYFRESH_DB`` (the service gets ``--db``),
+    and ``PYTHONPATH`` (workers named by import path must import in the service
+    too); ``PYTHONUNBUFFERED=1`` so log lines reach the journal at once.
+    """
+    carried = {
+        key: value
+        for key, value in sorted(environ.items())
+        if (key.startswith("STAYFRESH_") and key != "STAYFRESH_DB") or key == "PYTHONPATH"
+    }
+    return {"PYTHONUNBUFFERED": "1", **carried, **(extra or {})}
+
+
+def render_systemd_unit(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """The user unit. Restart only on failure: a clean exit (SIGTERM) stays stopped."""
     exec_start = " ".join(systemd_quote(a) for a in argv)
+    environment = "\n".join(
+        f"Environment={systemd_quote(f'{k}={v}')}"
+        for k, v in (env or {"PYTHONUNBUFFERED": "1"}).items()
+    )
     return f"""\
 # Written by `stayfresh service install`; `stayfresh service uninstall` removes it.
 [Unit]
@@ -94,7 +115,7 @@ ExecStart={exec_start}
 Restart=on-failure
 RestartSec={RESTART_DELAY}
 TimeoutStopSec={STOP_TIMEOUT}
-Environment=PYTHONUNBUFFERED=1
+{environment}
 
 [Install]
 WantedBy=default.target
@@ -109,7 +130,9 @@ def systemd_unit_path() -> Path:
 # -- launchd (macOS, untested here) -------------------------------------------------
 
 
-def render_launchd_plist(argv: Sequence[str], log_path: Path) -> str:
+def render_launchd_plist(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> str:
     """The agent: start at login, restart after a crash but not after a clean stop."""
     plist = {
         "Label": LAUNCHD_LABEL,
@@ -119,7 +142,7 @@ def render_launchd_plist(argv: Sequence[str], log_path: Path) -> str:
         "ThrottleInterval": RESTART_DELAY,
         "ExitTimeOut": STOP_TIMEOUT,
         "ProcessType": "Background",
-        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1"},
+        "EnvironmentVariables": dict(env or {"PYTHONUNBUFFERED": "1"}),
         "StandardOutPath": str(log_path),
         "StandardErrorPath": str(log_path),
     }
