@@ -6,13 +6,11 @@ import datetime as dt
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..tokens import AMAZON_LOCALES, TokenSet, add_account, describe, describe_all, remove_account
-from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx, print_table
 from ._secrets import read_secret, secret_options
 
 
@@ -122,19 +120,19 @@ def account_list(ctx: Context, as_json: bool) -> None:
     if not rows:
         click.echo("no accounts (add one with `stayfresh account add`)")
         return
-    table = Table("name", "provider", "status", "expires in", "refreshes", "failures")
+    table = []
     for row in rows:
         m = row["metrics"]
         left = row["expires_in_minutes"]
-        table.add_row(
+        table.append([
             row["name"],
             row["provider"],
             row["status"],
             "unknown" if left is None else f"{left:.0f} min",
             str(m["jit_refreshes"] + m["background_refreshes"]),
             str(m["failures"]),
-        )
-    Console().print(table)
+        ])  # fmt: skip
+    print_table(["name", "provider", "status", "expires in", "refreshes", "failures"], table)
 
 
 @account.command("show")

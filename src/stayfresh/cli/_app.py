@@ -16,7 +16,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, wraps
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -222,6 +222,33 @@ def _one_line_errors() -> Iterator[None]:
         raise _OneLineError(one_line(exc.format_message()) + hint, exc.exit_code) from None
     except StayfreshError as exc:
         raise _OneLineError(one_line(str(exc)), exc.exit_code) from None
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None
+) -> None:
+    """A table on stdout: rich's boxed table on a terminal, plain columns in a pipe.
+
+    In a pipe (or a file) the columns are padded and separated by two spaces
+    under an upper-case header, as ``kubectl get`` prints them: no box, no
+    colour, nothing cut, one line per row — stable for ``grep``, ``awk``,
+    ``column``. rich is imported only for a terminal.
+    """
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, title=title)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    lines = [[h.upper() for h in headers], *[[" ".join(c.split()) for c in r] for r in rows]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    if title:
+        click.echo(f"{title}:")
+    for line in lines:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
 def echo_json(data: Any) -> None:

@@ -12,14 +12,12 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import ConfigError
 from ..jobs import apply_settings, collect_status, load_settings, logout, save_setting
 from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange, health_problems
 from ..work import format_duration
-from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx, print_table
 
 
 @cli.group()
@@ -37,12 +35,12 @@ def settings_show(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json(values)
         return
-    table = Table("setting", "value", "default", "meaning")
+    table = []
     for key, value in values.items():
         is_default = ctx.store.get_setting(SETTING_PREFIX + key) is None
         shown = value if is_default else f"{value} (set)"
-        table.add_row(key, shown, DEFAULTS[key], DESCRIPTIONS[key])
-    Console().print(table)
+        table.append([key, shown, DEFAULTS[key], DESCRIPTIONS[key]])
+    print_table(["setting", "value", "default", "meaning"], table)
 
 
 def _describe_change(change: ScheduleChange) -> str:
@@ -116,44 +114,46 @@ def _minutes(value: float | None) -> str:
 
 def print_status(data: dict[str, Any]) -> None:
     """The three tables of ``stayfresh status``."""
-    console = Console()
     now = dt.datetime.fromisoformat(data["generated_at"])
-    accounts = Table(
-        "account", "status", "token expires in", "last refresh", "refreshes", title="Accounts"
-    )
+    accounts = []
     for a in data["accounts"]:
         status = a["status"] + (f" ({a['status_message']})" if a["status_message"] else "")
-        accounts.add_row(
+        accounts.append([
             a["name"],
             status,
             _minutes(a["expires_in_minutes"]) if a["has_refresh_token"] else "-",
             _when(a["last_refresh_at"], now),
             f"{a['jit_refreshes']} on use, {a['background_refreshes']} background, "
             f"{a['failures']} failed",
-        )
-    works = Table("work", "state", "every", "next run", "last run", "last outcome", title="Works")
+        ])  # fmt: skip
+    works = []
     for w in data["works"]:
         outcome = w["last_outcome"] or "-"
         if w["message"] and w["last_outcome"] not in (None, "success"):
             outcome += f": {w['message']}"
-        works.add_row(
+        works.append([
             w["name"] or w["id"][:8],
             w["state"] + (f" (attempt {w['attempt']})" if w["attempt"] else ""),
             format_duration(w["every_seconds"]) if w["every_seconds"] else "once",
             _when(w["next_run_at"], now),
             _when(w["last_run_at"], now),
             outcome,
-        )
-    settings_table = Table("setting", "value", title="Settings")
-    for key, value in data["settings"].items():
-        settings_table.add_row(key, value + ("" if data["settings_default"][key] else " (set)"))
-    console.print(
-        accounts
-        if data["accounts"]
-        else "no accounts (add one with `stayfresh account add` or `stayfresh login`)"
-    )
-    console.print(works if data["works"] else "no works scheduled")
-    console.print(settings_table)
+        ])  # fmt: skip
+    if accounts:
+        headers = ["account", "status", "token expires in", "last refresh", "refreshes"]
+        print_table(headers, accounts, title="Accounts")
+    else:
+        click.echo("no accounts (add one with `stayfresh account add` or `stayfresh login`)")
+    if works:
+        headers = ["work", "state", "every", "next run", "last run", "last outcome"]
+        print_table(headers, works, title="Works")
+    else:
+        click.echo("no works scheduled")
+    settings = [
+        [key, value + ("" if data["settings_default"][key] else " (set)")]
+        for key, value in data["settings"].items()
+    ]
+    print_table(["setting", "value"], settings, title="Settings")
 
 
 @cli.command("metrics")

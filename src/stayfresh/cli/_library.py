@@ -30,7 +30,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from ..errors import AccountNotFound, ConfigError
 from ..jobs import LibraryError, LibrarySync, SyncProgress, enqueue_download
@@ -39,7 +38,7 @@ from ..jobs.sources import JsonSource, safe_filename
 from ..store import Store
 from ..tokens import Account, Keeper, set_default_keeper
 from ..work import WorkInfo, WorkManager, WorkState, lease_holder, run_work_inline
-from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx, print_table
 from ._params import ITEM_ID
 
 _err = Console(stderr=True)
@@ -125,11 +124,11 @@ def library_list(
             + f" (try `stayfresh sync {name}`)"
         )
         return
-    table = Table("id", "title", "authors", "status")
+    table = []
     for r in rows:
         status = "removed" if r.removed_at else ("downloaded" if r.download_path else "")
-        table.add_row(r.item_id, r.title or "", r.authors or "", status)
-    Console(width=max(100, Console().width)).print(table)
+        table.append([r.item_id, r.title or "", r.authors or "", status])
+    print_table(["id", "title", "authors", "status"], table)
     click.echo(f"{len(rows)} item(s)")
 
 

@@ -1,0 +1,70 @@
+"""Tables fit both readers: plain columns in a pipe, rich's boxed table on a terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import add_oauth2, run_cli
+from stayfresh.store import SQLiteStore
+
+BOX = set("│┃━─┏┓┗┛╇╭╮")
+
+
+def _accounts(db: Path) -> None:
+    store = SQLiteStore(db)
+    add_oauth2(store, "a-very-long-account-name-that-a-terminal-would-cut", "https://idp.invalid/t",
+               expires_in=3600)  # fmt: skip
+    add_oauth2(store, "b", "https://idp.invalid/t", expires_in=3600)
+    store.close()
+
+
+def test_a_pipe_gets_plain_stable_columns(db_path: Path) -> None:
+    _accounts(db_path)
+    done = run_cli("account", "list", db=db_path, env={"COLUMNS": "40"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == [
+        "NAME",
+        "PROVIDER",
+        "STATUS",
+        "EXPIRES",
+        "IN",
+        "REFRESHES",
+        "FAILURES",
+    ]
+    assert lines[1].split()[0] == "a-very-long-account-name-that-a-terminal-would-cut"  # never cut
+    assert lines[2].split()[:3] == ["b", "oauth2", "ok"]
+    assert not BOX & set(done.stdout)
+    assert lines[1].index("oauth2") == lines[2].index("oauth2") == lines[0].index("PROVIDER")
+    status = run_cli("status", db=db_path)
+    assert status.stdout.splitlines()[0] == "Accounts:" and not BOX & set(status.stdout)
+
+
+def test_a_terminal_gets_the_rich_table(db_path: Path) -> None:
+    _accounts(db_path)
+    main, child = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAYFRESH_")}
+    env.update(COLUMNS="200", TERM="xterm")
+    with subprocess.Popen(
+        [sys.executable, "-c", "from stayfresh.cli import main; main()", "--db", str(db_path),
+         "account", "list"],
+        stdout=child, stderr=subprocess.PIPE, env=env,
+    ) as proc:  # fmt: skip
+        os.close(child)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other end closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        proc.wait(60)
+    os.close(main)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert BOX & set(text) and "b" in text
