@@ -275,3 +275,11 @@ def test_every_command_but_completion_daemon_and_metrics_speaks_json() -> None:
     walk(cli, [])
     # a shell script, a long-running process, and Prometheus' own text format
     assert without == ["completion", "daemon", "metrics"]
+
+
+def test_help_shows_every_options_environment_variable(tmp_path: Path) -> None:
+    done = run_cli("token", "--help", db=tmp_path / "s.db")
+    for name in ("STAYFRESH_TOKEN_THRESHOLD", "STAYFRESH_TOKEN_FORCE", "STAYFRESH_TIMEOUT"):
+        assert name in done.stdout.replace("\n", " ").replace("  ", " ").replace(" ", ""), name
+    root = run_cli("--help", db=tmp_path / "s.db").stdout
+    assert "STAYFRESH_LOG_FORMAT" in root and "STAYFRESH_VERBOSE" in root

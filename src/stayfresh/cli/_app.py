@@ -282,7 +282,13 @@ def add_db_option_everywhere(group: click.Group) -> None:
     remember them. The options are eager and only set the shared context
     (or the logging), before the command runs.
     """
+    for param in group.params:  # every option's STAYFRESH_* fallback, in --help
+        if isinstance(param, click.Option) and not param.hidden:
+            param.show_envvar = True
     for command in group.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                param.show_envvar = True
         if isinstance(command, click.Group):
             add_db_option_everywhere(command)
             continue
