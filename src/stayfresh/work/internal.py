@@ -8,16 +8,34 @@ but they carry no compatibility promise: use :mod:`stayfresh.work` instead.
 
 from __future__ import annotations
 
-from ._constraints import (
-    SETTING_PREFIX,
-    DeviceProbe,
-    overrides_from_store,
-    read_device_state,
-    set_override,
-)
-from ._control import waker_for
-from ._model import check_work_name
-from ._service import install_service, render_service, service_status, uninstall_service
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
+# at run time each name loads on first use (PEP 562): reading a setting does not load
+# the service-file writers (XML, urllib, ssl)
+if TYPE_CHECKING:
+    from ._constraints import (
+        SETTING_PREFIX,
+        DeviceProbe,
+        overrides_from_store,
+        read_device_state,
+        set_override,
+    )
+    from ._control import waker_for
+    from ._model import check_work_name
+    from ._service import install_service, render_service, service_status, uninstall_service
+else:
+    from .._lazy import lazy_exports as _lazy_exports
+
+    _WHERE = {
+        "._constraints": "SETTING_PREFIX DeviceProbe overrides_from_store read_device_state set_override",
+        "._control": "waker_for",
+        "._model": "check_work_name",
+        "._service": "install_service render_service service_status uninstall_service",
+    }
+    __getattr__, __dir__ = _lazy_exports(
+        "stayfresh.work",
+        {name: module for module, names in _WHERE.items() for name in names.split()},
+        module=__name__,
+    )
 
 __all__ = [
     "SETTING_PREFIX",
