@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         TokenError,
         TransientError,
     )
+    from .jobs.internal import add_account
     from .store import open_store
     from .tokens import (
         Keeper,
@@ -44,6 +45,7 @@ else:
             "TokenError": ".errors",
             "TransientError": ".errors",
             "open_store": ".store",
+            "add_account": ".jobs.internal",
             "Keeper": ".tokens",
             "StayfreshAuth": ".tokens",
             "StayfreshRequestsAuth": ".tokens",
@@ -67,6 +69,7 @@ __all__ = [
     "TokenResult",
     "TokenSet",
     "TransientError",
+    "add_account",
     "aensure_valid_token",
     "ensure_valid_token",
     "open_store",

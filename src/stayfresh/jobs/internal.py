@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         schedule_delivery,
     )
     from ._settings import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, validate_setting
+    from ._setup import add_account
     from ._status import Problem, health_problems
     from ._token_refresh import (
         TOKEN_REFRESH_THRESHOLD,
@@ -57,6 +58,7 @@ else:
         "._token_refresh": "TOKEN_REFRESH_THRESHOLD TOKEN_REFRESH_WORKER announce_account refresh_account token_refresh_worker",
         "._status": "Problem health_problems",
         "._metrics": "metrics_text serve_metrics",
+        "._setup": "add_account",
     }
     __getattr__, __dir__ = _lazy_exports(
         "stayfresh.jobs",
@@ -80,6 +82,7 @@ __all__ = [
     "ScheduleChange",
     "SyncInterrupted",
     "account_tag",
+    "add_account",
     "announce_account",
     "deliver_worker",
     "download_request",

@@ -26,11 +26,13 @@ def to_datetime(ts: float | None) -> dt.datetime | None:
 class TokenSet:
     """An access token with its expiry, and the refresh token that renews it.
 
-    ``repr`` never shows the tokens themselves.
+    ``repr`` never shows the tokens themselves. Only what you have need be
+    given: ``TokenSet(refresh_token=rt)`` is an account whose first use
+    refreshes; an access token without ``expires_at`` is valid until a 401.
     """
 
-    access_token: str | None
-    expires_at: dt.datetime | None
+    access_token: str | None = None
+    expires_at: dt.datetime | None = None
     refresh_token: str | None = None
     token_type: str = "Bearer"
     scope: str | None = None
