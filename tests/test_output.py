@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import add_oauth2, run_cli
 from stayfresh.store import SQLiteStore
 
@@ -68,3 +70,31 @@ def test_a_terminal_gets_the_rich_table(db_path: Path) -> None:
     text = out.decode("utf-8", "replace")
     assert proc.returncode == 0
     assert BOX & set(text) and "b" in text
+
+
+def test_durations_and_times_have_one_human_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import time
+
+    from stayfresh.cli._human import duration, expires_in, local, relative
+
+    assert [duration(s) for s in (10800, 172800, 5400, 45, 0.2)] == [
+        "3h",
+        "2d",
+        "1h30m",
+        "45s",
+        "0s",
+    ]
+    assert duration(float("inf")) == duration(float("-inf")) == duration(None) == "-"
+    assert [expires_in(m) for m in (66, -3, 0, None)] == ["1h6m", "expired 3m ago", "expired",
+                                                          "unknown"]  # fmt: skip
+    now = 1_800_000_000.0
+    assert relative(now + 330, now) == "in 5m30s" and relative(now - 7300, now) == "2h2m ago"
+    assert relative(dt.datetime.fromtimestamp(now, dt.UTC), now) == "now"
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        assert local("2026-11-30T13:40:00+00:00") == "2026-11-30 14:40 +01:00"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..tokens import AMAZON_LOCALES, TokenSet, add_account, describe, describe_all, remove_account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx, print_table
+from ._human import expires_in, local
 from ._secrets import read_secret, secret_options
 
 
@@ -128,7 +129,7 @@ def account_list(ctx: Context, as_json: bool) -> None:
             row["name"],
             row["provider"],
             row["status"],
-            "unknown" if left is None else f"{left:.0f} min",
+            expires_in(left),
             str(m["jit_refreshes"] + m["background_refreshes"]),
             str(m["failures"]),
         ])  # fmt: skip
@@ -155,8 +156,8 @@ def account_show(ctx: Context, name: str, as_json: bool) -> None:
         click.echo(f"{key + ':':<10} {value}")
     left = info["expires_in_minutes"]
     click.echo(
-        f"expires:   {info['expires_at'] or 'unknown'}"
-        + (f" ({left} min)" if left is not None else "")
+        f"expires:   {local(info['expires_at']) if info['expires_at'] else 'unknown'}"
+        + (f" ({expires_in(left)})" if left is not None else "")
     )
     m = info["metrics"]
     click.echo(

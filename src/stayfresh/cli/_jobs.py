@@ -18,6 +18,7 @@ from ..jobs import apply_settings, collect_status, load_settings, logout, save_s
 from ..jobs.internal import DEFAULTS, DESCRIPTIONS, SETTING_PREFIX, ScheduleChange, health_problems
 from ..work import format_duration
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx, print_table
+from ._human import expires_in, relative
 
 
 @cli.group()
@@ -98,31 +99,17 @@ def logout_command(ctx: Context, name: str, as_json: bool) -> None:
     )
 
 
-def _when(value: str | None, now: dt.datetime) -> str:
-    """An ISO time as "in 5m30s" / "3h ago", for people: minutes once it is an hour away."""
-    if value is None:
-        return "-"
-    seconds = (dt.datetime.fromisoformat(value) - now).total_seconds()
-    span = abs(seconds) if abs(seconds) < 3600 else round(abs(seconds) / 60) * 60
-    text = format_duration(span) if span >= 1 else "0s"
-    return f"in {text}" if seconds > 0 else ("now" if text == "0s" else f"{text} ago")
-
-
-def _minutes(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.0f} min"
-
-
 def print_status(data: dict[str, Any]) -> None:
     """The three tables of ``stayfresh status``."""
-    now = dt.datetime.fromisoformat(data["generated_at"])
+    now = dt.datetime.fromisoformat(data["generated_at"]).timestamp()
     accounts = []
     for a in data["accounts"]:
         status = a["status"] + (f" ({a['status_message']})" if a["status_message"] else "")
         accounts.append([
             a["name"],
             status,
-            _minutes(a["expires_in_minutes"]) if a["has_refresh_token"] else "-",
-            _when(a["last_refresh_at"], now),
+            expires_in(a["expires_in_minutes"]) if a["has_refresh_token"] else "-",
+            relative(a["last_refresh_at"], now),
             f"{a['jit_refreshes']} on use, {a['background_refreshes']} background, "
             f"{a['failures']} failed",
         ])  # fmt: skip
@@ -135,8 +122,8 @@ def print_status(data: dict[str, Any]) -> None:
             w["name"] or w["id"][:8],
             w["state"] + (f" (attempt {w['attempt']})" if w["attempt"] else ""),
             format_duration(w["every_seconds"]) if w["every_seconds"] else "once",
-            _when(w["next_run_at"], now),
-            _when(w["last_run_at"], now),
+            relative(w["next_run_at"], now),
+            relative(w["last_run_at"], now),
             outcome,
         ])  # fmt: skip
     if accounts:

@@ -27,6 +27,7 @@ from ..tokens import (
 from ..tokens.internal import MAX_IMPORT_FILE as MAX_ACCOUNT_FILE
 from ._accounts import account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._human import duration
 from ._params import Duration
 from ._secrets import read_limited, read_secret, secret_options
 
@@ -39,7 +40,7 @@ def _show_device_prompt(prompt: DevicePrompt) -> None:
     _say(f"To sign in, open {prompt.verification_uri} and enter the code: {prompt.user_code}")
     if prompt.verification_uri_complete:
         _say(f"(or open {prompt.verification_uri_complete})")
-    _say(f"Waiting for approval (the code is valid for {prompt.expires_in / 60:.0f} min)…")
+    _say(f"Waiting for approval (the code is valid for {duration(prompt.expires_in)})…")
 
 
 def _show_url(url: str) -> None:

@@ -23,6 +23,7 @@ from ..jobs import internal as jobs_internal
 from ..store import DeliveryRow, NewRule, PendingRow, RuleRow, SinkRow, Store
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._foreground import foreground_layer as foreground_layer  # re-exported
+from ._human import duration, local
 from ._secrets import read_stdin_line
 from ._work import DURATION
 
@@ -489,7 +490,7 @@ def notify_background(ctx: Context, action: str, every: float, as_json: bool) ->
         click.echo("background layer disabled" + (" (cancelled)" if data.get("cancelled") else ""))
     else:
         click.echo(f"background layer enabled: {notify.NOTIFICATION_REFRESH_TASK} every "
-                   f"{data['interval']:.0f}s, next run {data['next_run_at']}")  # fmt: skip
+                   f"{duration(data['interval'])}, next run {local(data['next_run_at'])}")  # fmt: skip
 
 
 @notify_group.command("config")

@@ -6,7 +6,6 @@ Commands that change work poke sleeping runners through the control socket
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import signal
@@ -29,6 +28,7 @@ from ..work import (
     format_duration,
 )
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
+from ._human import local, relative
 from ._params import DURATION as DURATION  # the notify commands import it from here
 from ._params import JSON_OBJECT, POSITIVE_DURATION, TAG, WORK_NAME, WORKER, Duration
 
@@ -48,14 +48,6 @@ def _find(manager: WorkManager, name_or_id: str) -> list[WorkInfo]:
     if not found:
         raise ConfigError(f"no work named {name_or_id!r} (nor with that id)")
     return found
-
-
-def _ago(when: dt.datetime | None, now: float) -> str:
-    if when is None:
-        return "-"
-    delta = when.timestamp() - now
-    text = format_duration(abs(delta))
-    return f"in {text}" if delta > 0 else ("now" if abs(delta) < 1 else f"{text} ago")
 
 
 def _kind(info: WorkInfo) -> str:
@@ -184,7 +176,7 @@ def work_add(
         echo_json(info.to_json())
         return
     click.echo(
-        f"{name}: {info.state.value} ({_kind(info)}), id {info.id}, next run {_ago(info.next_run_at, time.time())}"
+        f"{name}: {info.state.value} ({_kind(info)}), id {info.id}, next run {relative(info.next_run_at, time.time())}"
     )
 
 
@@ -223,7 +215,7 @@ def work_list(ctx: Context, states: Sequence[str], tag: str | None, as_json: boo
                 i.id[:8],
                 i.state.value,
                 _kind(i),
-                _ago(i.next_run_at, now),
+                relative(i.next_run_at, now),
                 str(i.run_attempt),
                 i.last_outcome or "-",
             )
@@ -252,10 +244,10 @@ def work_status(ctx: Context, name: str, as_json: bool) -> None:
             "kind": _kind(i),
             "worker": i.worker,
             "run attempt": str(i.run_attempt),
-            "next run": f"{_ago(i.next_run_at, now)} ({i.next_run_at.isoformat()})"
+            "next run": f"{relative(i.next_run_at, now)} ({local(i.next_run_at)})"
             if i.next_run_at
             else "-",
-            "last run": _ago(i.last_run_at, now),
+            "last run": relative(i.last_run_at, now),
             "last outcome": i.last_outcome or "-",
             "output": json.dumps(dict(i.output)) if i.output is not None else "-",
             "progress": json.dumps(dict(i.progress)) if i.progress is not None else "-",
