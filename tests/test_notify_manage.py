@@ -104,3 +104,21 @@ def test_removing_speaks_json_too(db_path: Path) -> None:
     assert removed["removed"] == rule["id"] and removed["refresh"]["status"] == "ran"
     sink = _sink(db_path, "log")
     assert _run(db_path, "sink", "remove", str(sink["id"])) == {"removed": sink["id"]}
+
+
+def test_snooze_drops_the_occurrences_in_it_and_clear_brings_them_back(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
+    before = [p["due_at"] for p in _pending_of(db_path, rule["id"])]
+    snoozed = _run(db_path, "snooze", str(rule["id"]), "--for", "3h")
+    assert snoozed["rule"]["snoozed_until"] is not None
+    after = [p["due_at"] for p in _pending_of(db_path, rule["id"])]
+    assert after == [d for d in before if d >= snoozed["rule"]["snoozed_until"]]
+    assert len(before) - len(after) == 3  # three hourly occurrences fall in the snooze
+    assert "(snoozed until" in invoke_cli("notify", "list", db=db_path).stdout
+    _run(db_path, "snooze", str(rule["id"]), "--clear")
+    assert [p["due_at"] for p in _pending_of(db_path, rule["id"])] == before
+    for args in (("snooze", str(rule["id"])), ("snooze", str(rule["id"]), "--for", "1h",
+                                                "--clear"),
+                 ("snooze", str(rule["id"]), "--until", "2001-01-01T00:00"),
+                 ("snooze", "99", "--for", "1h")):  # fmt: skip
+        assert invoke_cli("notify", *args, db=db_path).returncode == 2, args

@@ -91,6 +91,19 @@ def test_a_rule_is_updated_in_place_and_the_window_goes_stale(any_store: Store) 
     assert any_store.notify_freshness().rules_version == version + 1  # nothing changed
 
 
+def test_a_snooze_is_kept_with_the_rule_and_makes_the_window_stale(any_store: Store) -> None:
+    a = any_store.add_notify_rule(one_time("nap", at=T0 + 5), now=T0)
+    version = any_store.notify_freshness().rules_version
+    snoozed = any_store.snooze_notify_rule(a.id, T0 + 3600)
+    assert snoozed is not None and snoozed.snoozed_until == T0 + 3600
+    assert any_store.get_notify_rule(a.id) == snoozed
+    assert any_store.list_notify_rules() == [snoozed]
+    assert any_store.notify_freshness().rules_version == version + 1
+    cleared = any_store.snooze_notify_rule(a.id, None)
+    assert cleared is not None and cleared.snoozed_until is None
+    assert any_store.snooze_notify_rule(a.id + 100, T0) is None
+
+
 # -- the window ------------------------------------------------------------------------
 
 

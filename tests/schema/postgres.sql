@@ -140,6 +140,7 @@ CREATE TABLE notify_rules (
     tz          TEXT NOT NULL,
     enabled     BOOLEAN NOT NULL DEFAULT TRUE,
     created_at  DOUBLE PRECISION NOT NULL,
+    snoozed_until DOUBLE PRECISION,
     CHECK ((at IS NULL) <> (rrule IS NULL))
 );
 CREATE TABLE notify_pending (

@@ -97,6 +97,7 @@ CREATE TABLE notify_rules (
     tz          TEXT NOT NULL,
     enabled     INTEGER NOT NULL DEFAULT 1,
     created_at  REAL NOT NULL,
+    snoozed_until REAL,
     CHECK ((at IS NULL) <> (rrule IS NULL))
 );
 

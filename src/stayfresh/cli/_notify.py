@@ -46,7 +46,7 @@ def _rule_json(row: RuleRow) -> dict[str, Any]:
     return {
         "id": row.id, "title": row.title, "body": row.body, "at": _iso(row.at),
         "rrule": row.rrule, "start": row.dtstart, "tz": row.tz, "enabled": row.enabled,
-        "created_at": _iso(row.created_at),
+        "created_at": _iso(row.created_at), "snoozed_until": _iso(row.snoozed_until),
     }  # fmt: skip
 
 
@@ -162,6 +162,8 @@ def notify_list(ctx: Context, as_json: bool) -> None:
         click.echo("no reminders")
     for r in rows:
         state = "" if r.enabled else " (disabled)"
+        if r.snoozed_until is not None and r.snoozed_until > time.time():
+            state += f" (snoozed until {_local(r.snoozed_until, r.tz)})"
         click.echo(f"{r.id:>4}  {r.title}{state} — {notify.describe(r)}")
 
 
@@ -277,6 +279,54 @@ def notify_enable(ctx: Context, rule_id: int, as_json: bool) -> None:
     """Let a disabled reminder RULE_ID fire again."""
     row = _existing_rule(ctx.store, rule_id)
     _replace_rule(ctx, rule_id, _rule_to_store(row, enabled=True), "enabled", as_json)
+
+
+@notify_group.command("snooze")
+@click.argument("rule_id", type=int)
+@click.option(
+    "--for", "span", type=DURATION, metavar="DURATION", help="Snooze this long (1h, 2d…)."
+)
+@click.option(
+    "--until", "until", metavar="WHEN", help="Snooze until WHEN (local to the rule's zone)."
+)
+@click.option("--clear", is_flag=True, help="End the snooze now.")
+@json_option
+@handle_errors
+@pass_ctx
+def notify_snooze(
+    ctx: Context, rule_id: int, span: float | None, until: str | None, clear: bool, as_json: bool
+) -> None:
+    """Keep reminder RULE_ID quiet for a while: no occurrence fires before the end.
+
+    Exactly one of --for, --until and --clear. Occurrences that fall in the
+    snooze are dropped, not delayed; the window is rebuilt at once.
+    """
+    if sum(x is not None and x is not False for x in (span, until, clear or None)) != 1:
+        raise ConfigError("give exactly one of --for DURATION, --until WHEN and --clear")
+    row = _existing_rule(ctx.store, rule_id)
+    now = dt.datetime.now(UTC)
+    end: float | None = None
+    if span is not None:
+        end = now.timestamp() + span
+    elif until is not None:
+        end = notify.parse_when(until, row.tz, now).timestamp()
+        if end <= now.timestamp():
+            raise ConfigError(f"--until {until!r} is not in the future")
+    snoozed = ctx.store.snooze_notify_rule(rule_id, end)
+    if snoozed is None:
+        raise ConfigError(f"no reminder with id {rule_id}")
+    outcome = notify.on_app_start(ctx.store)
+    upcoming = [p for p in ctx.store.list_pending_notifications() if p.rule_id == rule_id]
+    if as_json:
+        echo_json({"rule": _rule_json(snoozed), "refresh": outcome.to_json(),
+                   "pending": [_pending_json(p) for p in upcoming]})  # fmt: skip
+        return
+    if end is None:
+        click.echo(f"reminder {rule_id} is no longer snoozed")
+    else:
+        click.echo(f"reminder {rule_id} snoozed until {_local(end, row.tz)}")
+    if upcoming:
+        click.echo("next: " + ", ".join(_local(p.due_at, row.tz) for p in upcoming[:3]))
 
 
 @notify_group.command("pending")

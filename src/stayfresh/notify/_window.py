@@ -71,6 +71,8 @@ def compute_window(
                 budget.charge(own.used)
             continue
         for ts in times:
+            if row.snoozed_until is not None and ts < row.snoozed_until:
+                continue  # snoozed: this occurrence does not fire
             found.append(
                 (ts, row.id, PendingRow(rule_id=row.id, due_at=ts, title=row.title, body=row.body))
             )

@@ -336,6 +336,11 @@ class NotifyStore(abc.ABC):
         if there is no such rule. Like adding or deleting, it makes the window stale."""
 
     @abc.abstractmethod
+    def snooze_notify_rule(self, rule_id: int, until: float | None) -> RuleRow | None:
+        """Fire none of rule ``rule_id``'s occurrences before ``until`` (None: unsnooze);
+        None if there is no such rule. The window goes stale."""
+
+    @abc.abstractmethod
     def delete_notify_rule(self, rule_id: int) -> bool:
         """Remove a rule and its pending occurrences (delivery history stays); bump the version."""
 

@@ -251,6 +251,16 @@ class NotifySQL(SQLBase, NotifyStore):
 
         return self.transact(body)
 
+    def snooze_notify_rule(self, rule_id: int, until: float | None) -> RuleRow | None:
+        def body(tx: Tx) -> RuleRow | None:
+            row = tx.one("snooze_rule", id=rule_id, until=until)
+            if row is None:
+                return None
+            tx.run("bump_rules_version")
+            return rule_from_row(row)
+
+        return self.transact(body)
+
     def delete_notify_rule(self, rule_id: int) -> bool:
         def body(tx: Tx) -> bool:
             if tx.run("delete_rule", id=rule_id) == 0:

@@ -301,6 +301,8 @@ class RuleRow:
     tz: str
     enabled: bool
     created_at: float
+    #: no occurrence fires before this instant (a snooze); None: not snoozed
+    snoozed_until: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

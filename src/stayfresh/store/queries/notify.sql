@@ -8,25 +8,29 @@
 -- name: add_rule
 INSERT INTO notify_rules (title, body, at, rrule, dtstart, tz, enabled, created_at)
 VALUES (:title, :body, :at, :rrule, :dtstart, :tz, :enabled, :now)
-RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at
+RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
 
 -- name: bump_rules_version
 -- every rule change makes the window stale
 UPDATE notify_state SET rules_version = rules_version + 1 WHERE id = 1
 
 -- name: get_rule
-SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at
+SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
 FROM notify_rules WHERE id = :id
 
 -- name: list_rules
-SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at
+SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
 FROM notify_rules ORDER BY id
 
 -- name: update_rule
 UPDATE notify_rules SET title = :title, body = :body, at = :at, rrule = :rrule,
        dtstart = :dtstart, tz = :tz, enabled = :enabled
 WHERE id = :id
-RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at
+RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
+
+-- name: snooze_rule
+UPDATE notify_rules SET snoozed_until = :until WHERE id = :id
+RETURNING id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
 
 -- name: delete_rule
 DELETE FROM notify_rules WHERE id = :id
@@ -48,7 +52,7 @@ FROM notify_state WHERE id = 1
 SELECT rules_version FROM notify_state WHERE id = 1 FOR UPDATE
 
 -- name: enabled_rules
-SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at
+SELECT id, title, body, at, rrule, dtstart, tz, enabled, created_at, snoozed_until
 FROM notify_rules WHERE enabled = TRUE ORDER BY id
 
 -- name: cancel_window
