@@ -73,7 +73,8 @@ def test_bad_changes_are_refused_and_change_nothing(db_path: Path) -> None:
         done = invoke_cli("notify", *args, db=db_path)
         assert done.returncode == 2, (args, done.stdout)
         assert message in done.stderr, (args, done.stderr)
-    assert _run(db_path, "list") == [rule]
+    (listed,) = _run(db_path, "list")
+    assert {k: v for k, v in listed.items() if k != "next_at"} == rule
 
 
 def test_sink_test_sends_a_real_message_and_says_when_it_cannot(db_path: Path) -> None:
@@ -122,3 +123,14 @@ def test_snooze_drops_the_occurrences_in_it_and_clear_brings_them_back(db_path: 
                  ("snooze", str(rule["id"]), "--until", "2001-01-01T00:00"),
                  ("snooze", "99", "--for", "1h")):  # fmt: skip
         assert invoke_cli("notify", *args, db=db_path).returncode == 2, args
+
+
+def test_list_shows_each_reminders_next_occurrence(db_path: Path) -> None:
+    rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
+    first = _pending_of(db_path, rule["id"])[0]["due_at"]
+    (listed,) = _run(db_path, "list")
+    assert listed["next_at"] == first
+    text = invoke_cli("notify", "list", db=db_path).stdout
+    assert f"; next {first[:10]} {first[11:16]} UTC" in text
+    _run(db_path, "disable", str(rule["id"]))
+    assert _run(db_path, "list")[0]["next_at"] is None

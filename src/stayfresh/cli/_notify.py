@@ -153,10 +153,13 @@ def notify_add(
 @handle_errors
 @pass_ctx
 def notify_list(ctx: Context, as_json: bool) -> None:
-    """List reminders."""
+    """List reminders, each with its next occurrence in the window (in its zone)."""
     rows = ctx.store.list_notify_rules()
+    upcoming: dict[int, float] = {}
+    for pending in ctx.store.list_pending_notifications():  # earliest first
+        upcoming.setdefault(pending.rule_id, pending.due_at)
     if as_json:
-        echo_json([_rule_json(r) for r in rows])
+        echo_json([{**_rule_json(r), "next_at": _iso(upcoming.get(r.id))} for r in rows])
         return
     if not rows:
         click.echo("no reminders")
@@ -164,7 +167,8 @@ def notify_list(ctx: Context, as_json: bool) -> None:
         state = "" if r.enabled else " (disabled)"
         if r.snoozed_until is not None and r.snoozed_until > time.time():
             state += f" (snoozed until {_local(r.snoozed_until, r.tz)})"
-        click.echo(f"{r.id:>4}  {r.title}{state} — {notify.describe(r)}")
+        nxt = f"; next {_local(upcoming[r.id], r.tz)}" if r.id in upcoming else ""
+        click.echo(f"{r.id:>4}  {r.title}{state} — {notify.describe(r)}{nxt}")
 
 
 @notify_group.command("remove")
