@@ -76,7 +76,7 @@ def race_layer(layer: str, db: str, rounds: int, start: Any, tried: list[Any], o
     loser must return at once (skip, not queue) or the round hangs.
     """
     from stayfresh import notify
-    from stayfresh.notify import _refresh
+    from stayfresh.notify import _hooks
     from stayfresh.store import SQLiteStore
 
     store = SQLiteStore(db)
@@ -86,7 +86,7 @@ def race_layer(layer: str, db: str, rounds: int, start: Any, tried: list[Any], o
         if not tried[current["round"]].wait(60):
             raise AssertionError("the other layer never came back")
 
-    _refresh.add_reschedule_hook(hold_until_other_tried)
+    _hooks.add_reschedule_hook(hold_until_other_tried)
     for r in range(rounds):
         current["round"] = r
         start.wait(60)

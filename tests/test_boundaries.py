@@ -101,14 +101,14 @@ IMPORT_ALL = r"""
 import importlib, json, pkgutil, sys
 import stayfresh
 from stayfresh.work import _workers
-from stayfresh.notify import _refresh
+from stayfresh.notify import _hooks
 from stayfresh.tokens import _providers
 
 def state():
     sources = sys.modules.get("stayfresh.jobs._sources")
     return {
         "workers": sorted(_workers._registry) + sorted(_workers._declared),
-        "reschedule_hooks": [getattr(h, "__qualname__", repr(h)) for h in _refresh._after_reschedule],
+        "reschedule_hooks": [getattr(h, "__qualname__", repr(h)) for h in _hooks.after_reschedule],
         "providers": sorted(_providers._registry),
         "sources": sorted(sources._sources) if sources else ["json"],
     }
@@ -149,9 +149,9 @@ def test_importing_any_module_wires_nothing() -> None:
 def test_install_wires_the_parts_once() -> None:
     code = (
         "import json, stayfresh.jobs as jobs\n"
-        "from stayfresh.notify import _refresh\n"
+        "from stayfresh.notify import _hooks\n"
         "jobs.install(); jobs.install()\n"
-        "print(json.dumps([h.__module__ + '.' + h.__qualname__ for h in _refresh._after_reschedule]))\n"
+        "print(json.dumps([h.__module__ + '.' + h.__qualname__ for h in _hooks.after_reschedule]))\n"
     )
     assert _run(code) == ["stayfresh._wiring.schedule_delivery_after_reschedule"]
 

@@ -2,17 +2,19 @@
 
 Every command runs it (``stayfresh token NAME`` included, once per request in
 scripts), so this module imports only what the layer needs:
-:func:`stayfresh.notify.on_app_start` (a lazy export: only its module loads)
-and the store, not the commands, the sinks or the jobs.
+:func:`stayfresh.notify.reschedule_needed` (the layer's test, import-free), and
+:func:`stayfresh.notify.on_app_start` only when the window must be rebuilt —
+not the commands, the sinks or the jobs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 from ..errors import StayfreshError
-from ..notify import on_app_start
+from ..notify import reschedule_needed
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,21 @@ def foreground_layer(store: Store) -> None:
     if os.environ.get("STAYFRESH_NOTIFY_FOREGROUND", "1") == "0":
         return
     try:
+        # the layer's own test, first, on one read: when the window is fresh (the common
+        # case) the rule expansion machinery (RRULE, time zones) is not even imported
+        fresh = store.notify_freshness()
+        needed, why = reschedule_needed(
+            fresh.last_reschedule_at,
+            fresh.rules_version,
+            fresh.window_rules_version,
+            fresh.has_rules,
+            time.time(),
+        )
+        if not needed:
+            log.debug("foreground layer: not needed: %s", why)
+            return
+        from ..notify import on_app_start  # decides again: another process may have done it
+
         outcome = on_app_start(store)
         if outcome.status == "failed":  # the layer logged why (a warning when it gave up)
             log.debug("notification refresh failed: %s", outcome.error)

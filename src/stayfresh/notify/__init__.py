@@ -33,11 +33,11 @@ if TYPE_CHECKING:
     )
     from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
     from ._deliver import DeliveryReport, deliver_due, retry_time
+    from ._hooks import add_reschedule_hook
     from ._refresh import (
         Decision,
         LockResult,
         RefreshOutcome,
-        add_reschedule_hook,
         on_app_start,
         refresh,
         refresh_decision,
@@ -70,7 +70,7 @@ else:
             "Decision": "._refresh",
             "LockResult": "._refresh",
             "RefreshOutcome": "._refresh",
-            "add_reschedule_hook": "._refresh",
+            "add_reschedule_hook": "._hooks",
             "on_app_start": "._refresh",
             "refresh": "._refresh",
             "refresh_decision": "._refresh",

@@ -36,6 +36,7 @@ from ..store import NotifyFreshness, PendingRow, RescheduleResult, RuleRow, Stor
 from ._budget import WindowBudgetExceeded, WorkBudget
 from ._config import NotifyConfig
 from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
+from ._hooks import after_reschedule
 from ._window import WindowPlan, compute_window
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Layer = Literal["foreground", "background", "manual"]
 Status = Literal["ran", "skipped", "not_needed", "failed"]
-
-#: called after every successful reschedule with (store, now): the delivery scheduler
-_after_reschedule: list[Callable[[Store, float], object]] = []
-
-
-def add_reschedule_hook(hook: Callable[[Store, float], object]) -> None:
-    """Run ``hook(store, now)`` after each successful reschedule (used to wake the deliverer)."""
-    if hook not in _after_reschedule:
-        _after_reschedule.append(hook)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -193,7 +185,7 @@ def reschedule(
             "; ".join(f"{rule_id}: {message[:240]}" for rule_id, message in window.broken[:5])
             + ("; …" if len(window.broken) > 5 else ""),
         )
-    for hook in _after_reschedule:
+    for hook in after_reschedule:
         try:
             hook(store, now.timestamp())
         except Exception:
