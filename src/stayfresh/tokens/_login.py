@@ -20,7 +20,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
-import http.server
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import webbrowser
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from ..errors import ConfigError, ProviderError, ReauthRequired
 from ..store import Store
@@ -43,6 +42,7 @@ if TYPE_CHECKING:  # the HTTP client loads when a login talks to a server, not w
     import httpx2
 
     from .._http import Answer
+    from ._login_callback import CallbackServer
 
 log = logging.getLogger(__name__)
 
@@ -233,62 +233,6 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-_PAGE = (
-    "<!doctype html><html><head><meta charset='utf-8'><title>stayfresh</title></head>"
-    "<body style='font-family:sans-serif;margin:3em'><h1>{title}</h1><p>{text}</p></body></html>"
-)
-
-
-class _CallbackServer(http.server.HTTPServer):
-    """A loopback listener that keeps the first ``/callback`` query and answers a page."""
-
-    def __init__(self, state: str) -> None:
-        super().__init__(("127.0.0.1", 0), _CallbackHandler)
-        self.expected_state = state
-        self.result: dict[str, str] | None = None
-
-    @property
-    def redirect_uri(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{CALLBACK_PATH}"
-
-
-class _CallbackHandler(http.server.BaseHTTPRequestHandler):
-    timeout = 10  # a browser that connects and says nothing cannot stall the login
-    server: _CallbackServer
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        if parts.path != CALLBACK_PATH or self.server.result is not None:
-            self._answer(404, "Not found", "This is stayfresh's login listener.")
-            return
-        query = dict(parse_qsl(parts.query))
-        self.server.result = query
-        state_ok = hmac.compare_digest(
-            query.get("state", "").encode(), self.server.expected_state.encode()
-        )
-        if "code" in query and state_ok:
-            self._answer(
-                200,
-                "Signed in",
-                "stayfresh received the authorization. You can close this tab "
-                "and return to the terminal.",
-            )
-        else:
-            self._answer(400, "Sign-in failed", "See the terminal for details.")
-
-    def _answer(self, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=title, text=text).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the default access log would print the authorization code."""
-
-
 def _browser_disabled() -> bool:
     return os.environ.get(NO_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -330,7 +274,9 @@ def login_browser(
         endpoint = _check_url(str(endpoint), "the authorization endpoint")
         verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(24)
-        server = _CallbackServer(state)
+        from ._login_callback import CallbackServer  # http.server loads for a login only
+
+        server = CallbackServer(state)
         try:
             params = {
                 "response_type": "code",
@@ -379,7 +325,7 @@ def login_browser(
         return _store(store, name, target, tokens)
 
 
-def _wait_for_callback(server: _CallbackServer, timeout: float) -> dict[str, str]:
+def _wait_for_callback(server: CallbackServer, timeout: float) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while server.result is None:
         left = deadline - time.monotonic()
