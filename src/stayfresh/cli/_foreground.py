@@ -2,7 +2,7 @@
 
 Every command runs it (``stayfresh token NAME`` included, once per request in
 scripts), so this module imports only what the layer needs:
-:func:`stayfresh.notify.reschedule_needed` (the layer's test, import-free), and
+:func:`stayfresh.notify.window_decision` (the layer's test, import-free), and
 :func:`stayfresh.notify.on_app_start` only when the window must be rebuilt —
 not the commands, the sinks or the jobs.
 """
@@ -14,7 +14,7 @@ import os
 import time
 
 from ..errors import StayfreshError
-from ..notify import reschedule_needed
+from ..notify import window_decision
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,7 @@ def foreground_layer(store: Store) -> None:
         # the layer's own test, first, on one read: when the window is fresh (the common
         # case) the rule expansion machinery (RRULE, time zones) is not even imported
         fresh = store.notify_freshness()
-        needed, why = reschedule_needed(
-            fresh.last_reschedule_at,
-            fresh.rules_version,
-            fresh.window_rules_version,
-            fresh.has_rules,
-            time.time(),
-        )
+        needed, why = window_decision(fresh, time.time())
         if not needed:
             log.debug("foreground layer: not needed: %s", why)
             return

@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from typing import Any, Literal
 
-from ..notify import reschedule_needed
+from ..notify import window_decision
 from ..store import Store
 from ..tokens import describe_all
 from ..work import WorkInfo, WorkManager, WorkState
@@ -187,14 +187,7 @@ def health_problems(
             problems.append(
                 Problem("work_failed", name, f"work {name} failed for good: {work['message']}")
             )
-    fresh = store.notify_freshness()
-    stale, why = reschedule_needed(
-        fresh.last_reschedule_at,
-        fresh.rules_version,
-        fresh.window_rules_version,
-        fresh.has_rules,
-        at,
-    )
+    stale, why = window_decision(store.notify_freshness(), at)
     if stale:
         problems.append(
             Problem(

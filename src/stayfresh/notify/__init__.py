@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         NOTIFICATION_WINDOW,
         NotifyConfig,
     )
-    from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
+    from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed, window_decision
     from ._deliver import DeliveryReport, deliver_due, retry_time
     from ._hooks import add_reschedule_hook
     from ._refresh import (
@@ -61,6 +61,7 @@ else:
             "BACKGROUND_TASK_INTERVAL_HOURS": "._config",
             "NOTIFICATION_REFRESH_HOURS": "._decision",
             "reschedule_needed": "._decision",
+            "window_decision": "._decision",
             "NOTIFICATION_REFRESH_TASK": "._config",
             "NOTIFICATION_WINDOW": "._config",
             "NotifyConfig": "._config",
@@ -130,5 +131,6 @@ __all__ = [
     "reschedule_needed",
     "retry_time",
     "sink_for",
+    "window_decision",
     "with_scheduling_lock",
 ]

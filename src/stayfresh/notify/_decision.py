@@ -8,6 +8,10 @@ package's machinery (rules, time zones, RRULE expansion).
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import; type checkers treat this as True
+if TYPE_CHECKING:
+    from ..store import NotifyFreshness
+
 #: the foreground layer reschedules when this many hours passed since the last reschedule
 NOTIFICATION_REFRESH_HOURS = 4
 
@@ -33,3 +37,17 @@ def reschedule_needed(
     if elapsed >= every:
         return True, f"{elapsed / 3600:.2f} h since the last reschedule (≥ {every / 3600:g} h)"
     return False, f"last reschedule {elapsed / 3600:.2f} h ago (< {every / 3600:g} h)"
+
+
+def window_decision(
+    fresh: NotifyFreshness, now: float, every: float = NOTIFICATION_REFRESH_HOURS * 3600.0
+) -> tuple[bool, str]:
+    """:func:`reschedule_needed` on the store's one freshness read."""
+    return reschedule_needed(
+        fresh.last_reschedule_at,
+        fresh.rules_version,
+        fresh.window_rules_version,
+        fresh.has_rules,
+        now,
+        every,
+    )

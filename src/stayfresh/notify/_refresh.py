@@ -35,7 +35,7 @@ from typing import Generic, Literal, TypeVar
 from ..store import NotifyFreshness, PendingRow, RescheduleResult, RuleRow, Store
 from ._budget import WindowBudgetExceeded, WorkBudget
 from ._config import NotifyConfig
-from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed
+from ._decision import NOTIFICATION_REFRESH_HOURS, window_decision
 from ._hooks import after_reschedule
 from ._window import WindowPlan, compute_window
 
@@ -81,16 +81,7 @@ def refresh_decision(
     every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
 ) -> Decision:
     """The foreground layer's test (ADR-007's ``shouldRescheduleNotifications``), pure."""
-    return Decision(
-        *reschedule_needed(
-            fresh.last_reschedule_at,
-            fresh.rules_version,
-            fresh.window_rules_version,
-            fresh.has_rules,
-            now,
-            every.total_seconds(),
-        )
-    )
+    return Decision(*window_decision(fresh, now, every.total_seconds()))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -102,10 +102,12 @@ class _RunKeeping:
             self._next_renew = time.monotonic() + self.lease_seconds / 2
             self._renew_wall = self.clock() + self.lease_seconds / 2
         self._runs[w.id] = run
-        log.info(
-            "work %s started (%s, attempt %d)", w.name or w.id, w.worker, w.run_attempt,
-            extra={"work": w.name, "work_id": w.id, "worker": w.worker, "attempt": w.run_attempt},
-        )  # fmt: skip
+        if log.isEnabledFor(logging.INFO):  # the claim loop's hot path: no dict when quiet
+            log.info(
+                "work %s started (%s, attempt %d)", w.name or w.id, w.worker, w.run_attempt,
+                extra={"work": w.name, "work_id": w.id, "worker": w.worker,
+                       "attempt": w.run_attempt},
+            )  # fmt: skip
         threading.Thread(
             target=self._execute,
             args=(run,),
@@ -162,12 +164,14 @@ class _RunKeeping:
                 f"\n{error}" if error else ""
             )
         w = run.claim.work
-        log.log(
-            logging.INFO if outcome == "success" else logging.WARNING,
-            "work %s ended: %s after %.1fs", w.name or w.id, outcome, run.elapsed(),
-            extra={"work": w.name, "work_id": w.id, "worker": w.worker, "outcome": outcome,
-                   "attempt": w.run_attempt, "seconds": round(run.elapsed(), 3)},
-        )  # fmt: skip
+        level = logging.INFO if outcome == "success" else logging.WARNING
+        if log.isEnabledFor(level):
+            took = run.elapsed()
+            log.log(
+                level, "work %s ended: %s after %.1fs", w.name or w.id, outcome, took,
+                extra={"work": w.name, "work_id": w.id, "worker": w.worker, "outcome": outcome,
+                       "attempt": w.run_attempt, "seconds": round(took, 3)},
+            )  # fmt: skip
         return plan_finish(
             run.claim, runner_id=self.runner_id, outcome=outcome, now=self.clock(),
             output=output, error=error, environ=self._env,
