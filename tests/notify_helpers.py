@@ -96,7 +96,14 @@ def race_layer(layer: str, db: str, rounds: int, start: Any, tried: list[Any], o
             outcome = notify.refresh(store, "background")
         if outcome.status == "skipped":
             tried[r].set()
-        out.put((r, layer, outcome.status, outcome.result.scheduled if outcome.result else None))
+        out.put(
+            (
+                r,
+                layer,
+                outcome.status,
+                outcome.state.result.scheduled if outcome.state and outcome.state.result else None,
+            )
+        )
     store.close()
 
 

@@ -30,7 +30,7 @@ from stayfresh.errors import (
     TransientError,
 )
 from stayfresh.store import Store
-from stayfresh.tokens import Keeper, TokenSet, add_account
+from stayfresh.tokens import Keeper, TokenSet, add_account, refresh_metrics
 
 UTC = dt.UTC
 NAME = "acct"
@@ -359,7 +359,7 @@ def test_library_failure_is_counted_in_metrics(
     add_expired(store, token_server.token_url)
     with pytest.raises(TransientError):
         fast_keeper.ensure_valid_token(NAME)
-    metrics = store.refresh_metrics(NAME)
+    metrics = refresh_metrics(store, NAME)
     assert metrics.failures == 1
     assert metrics.last_error is not None and "TransientError" in metrics.last_error
     assert "END-OF-HTML-MARKER" not in metrics.last_error

@@ -26,7 +26,7 @@ from stayfresh.jobs import drop_keeper, on_account_ready, use_keeper
 from stayfresh.jobs.internal import TOKEN_REFRESH_WORKER, token_refresh_work_name
 from stayfresh.store import Store
 from stayfresh.testing import FakeClock, wait_for
-from stayfresh.tokens import Keeper, TokenSet, add_account, replace_tokens
+from stayfresh.tokens import Keeper, TokenSet, add_account, refresh_metrics, replace_tokens
 from stayfresh.work import NullWaker, Runner, WorkInfo, WorkManager, WorkState
 
 UTC = dt.UTC
@@ -103,7 +103,7 @@ def test_expiring_token_is_refreshed_as_a_background_refresh(
     row = engine.store.get_account("alice")
     assert row is not None and row.tokens.access_token == "fresh-access"
     assert row.tokens.refresh_token == "old-refresh"  # none returned: the old one kept
-    metrics = engine.store.refresh_metrics("alice")
+    metrics = refresh_metrics(engine.store, "alice")
     assert (metrics.background_refreshes, metrics.jit_refreshes) == (1, 0)
     for line in (
         "Token expiring soon (< 30 minutes), triggering refresh",
@@ -145,7 +145,7 @@ def test_transient_failures_retry_with_exponential_backoff(
     info = engine.work("alice")
     assert info.run_attempt == 0 and info.last_outcome == "success"
     assert info.next_run_at is not None and info.next_run_at.timestamp() == start + DAY
-    assert engine.store.refresh_metrics("alice").failures == 3
+    assert refresh_metrics(engine.store, "alice").failures == 3
 
 
 def test_invalid_grant_needs_login_and_is_not_retried_until_login(
@@ -234,7 +234,7 @@ def test_real_oidc_server_refresh_and_rejection(engine: Engine, oidc_server: OID
     assert stats["refresh_success"] == 1 and stats["refresh_errors"].get("invalid_grant") == 1
     corp = engine.store.get_account("corp")
     assert corp is not None and corp.tokens.access_token != issued["access_token"]
-    assert engine.store.refresh_metrics("corp").background_refreshes == 1
+    assert refresh_metrics(engine.store, "corp").background_refreshes == 1
     gone = engine.store.get_account("gone")
     assert gone is not None and gone.status == "needs_login"
     run = engine.manager.history(name=token_refresh_work_name("gone"))[0]
@@ -295,7 +295,7 @@ def test_daemon_started_with_db_flag_refreshes_that_database(
     assert run.outcome == "success", log_path.read_text()
     row = store.get_account("alice")
     assert row is not None and row.tokens.access_token == "from-daemon"
-    assert store.refresh_metrics("alice").background_refreshes == 1
+    assert refresh_metrics(store, "alice").background_refreshes == 1
     assert not (tmp_path / "elsewhere" / "stayfresh" / "stayfresh.db").exists()
 
 

@@ -175,7 +175,7 @@ def test_the_worker_retries_transient_trouble_and_skips_when_busy(
     ctx.wait_cancelled = lambda timeout=None: False  # type: ignore[method-assign]
     audible.fail_page(1, *["500"] * 5)
     assert library_sync_worker(ctx).kind == "retry"
-    lock = store.refresh_lock("library-sync:me")
+    lock = store.lock("library-sync", "me")
     assert lock.acquire(timeout=0)
     try:
         with pytest.raises(SyncBusy):

@@ -48,15 +48,22 @@ def test_metrics_prints_accounts_works_layers_and_daemons(
     done = invoke_cli("metrics", db=db_path)
     assert done.returncode == 0, done.stderr
     families = {f.name: f.type for f in text_string_to_metric_families(done.stdout)}
-    assert families["stayfresh_account_refreshes"] == "counter"
+    assert families["stayfresh_refresh_successes"] == "counter"
+    assert families["stayfresh_refresh_latency_seconds"] == "histogram"
     assert families["stayfresh_account_token_expiry_seconds"] == "gauge"
     got = _samples(done.stdout)
-    assert got[("stayfresh_account_refreshes_total", (("account", "work"), ("layer", "jit")))] == 1
+    token = (("key", "work"), ("kind", "token"), ("layer", "use"))
+    assert got[("stayfresh_refresh_successes_total", token)] == 1
+    assert got[("stayfresh_refresh_latency_seconds_count", token)] == 1
+    assert got[("stayfresh_refresh_latency_seconds_bucket", (*token, ("le", "+Inf")))] == 1
+    assert got[("stayfresh_refresh_failures_total", (*token, ("reason", "transient")))] == 0
     assert got[("stayfresh_account_needs_login", (("account", "work"),))] == 0
     assert 3000 < got[("stayfresh_account_token_expiry_seconds", (("account", "work"),))] <= 3600
     state = ("stayfresh_work_state", (("state", "ENQUEUED"), ("work", "token-refresh:work")))
     assert got[state] == 1
-    assert got[("stayfresh_notify_executions_total", (("layer", "foreground"),))] >= 1
+    window = (("key", "window"), ("kind", "notify"), ("layer", "use"))
+    assert got[("stayfresh_refresh_executions_total", window)] >= 1
+    assert ("stayfresh_refresh_seconds_since_success", window) in got
     assert got[("stayfresh_daemons", ())] == 0
     assert "old-access" not in done.stdout and "old-refresh" not in done.stdout
 

@@ -28,7 +28,7 @@ def test_reminders_window_sinks_background_status(db_path: Path) -> None:
     added = json.loads(
         ok(db_path, "notify", "add", "Tea", "--at", "+1h", "--body", "green", "--json")
     )
-    assert added["refresh"]["status"] == "ran" and len(added["pending"]) == 1
+    assert added["refresh"]["status"] == "refreshed" and len(added["pending"]) == 1
     rules = json.loads(ok(db_path, "notify", "list", "--json"))
     assert [r["title"] for r in rules] == ["Stretch", "Tea"] and rules[0]["tz"] == "Europe/Berlin"
     pending = json.loads(ok(db_path, "notify", "pending", "--json"))
@@ -39,9 +39,9 @@ def test_reminders_window_sinks_background_status(db_path: Path) -> None:
              for p in pending if p["title"] == "Stretch"}  # fmt: skip
     assert local == {"09:00"}
 
-    assert ok(db_path, "notify", "refresh").startswith("ran: 3 pending from 2 reminder(s)")
+    assert ok(db_path, "notify", "refresh").startswith("refreshed: 3 pending from 2 reminder(s)")
     refreshed = json.loads(ok(db_path, "notify", "refresh", "--json"))
-    assert refreshed["status"] == "ran" and refreshed["layer"] == "manual"
+    assert refreshed["status"] == "refreshed" and refreshed["layer"] == "manual"
 
     assert "sink 1: log" in ok(db_path, "notify", "sink", "add", "log")
     url = "json://127.0.0.1:9/hook"
@@ -74,14 +74,14 @@ def test_reminders_window_sinks_background_status(db_path: Path) -> None:
 def test_refresh_says_skipped_while_another_process_holds_the_lock(db_path: Path) -> None:
     ok(db_path, "notify", "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")
     store = SQLiteStore(db_path)
-    lock = store.notify_scheduling_lock()
+    lock = store.lock("notify", "window")
     assert lock.acquire(0)
     try:
         assert ok(db_path, "notify", "refresh").startswith("skipped: another refresh holds")
         assert json.loads(ok(db_path, "notify", "refresh", "--json"))["status"] == "skipped"
     finally:
         lock.release()
-    assert ok(db_path, "notify", "refresh").startswith("ran: ")
+    assert ok(db_path, "notify", "refresh").startswith("refreshed: ")
     status = json.loads(ok(db_path, "notify", "status", "--json"))
     assert status["layers"]["manual"]["skips"] == 2 and status["layers"]["manual"]["successes"] == 1
     store.close()

@@ -131,9 +131,13 @@ def test_stored_rules_over_budget_are_left_out_with_one_error_line_per_reschedul
     caplog.set_level(logging.INFO, logger="stayfresh")
     for round_ in (1, 2):
         outcome = refresh(store, "background", now=T0 + dt.timedelta(hours=round_))
-        assert outcome.status == "ran" and outcome.result is not None
+        assert (
+            outcome.status == "refreshed"
+            and outcome.state is not None
+            and outcome.state.result is not None
+        )
         assert {p.rule_id for p in store.list_pending_notifications()} == {good}
-        assert outcome.result.scheduled == 49  # the hourly reminder, both ends of 2 days
+        assert outcome.state.result.scheduled == 49  # the hourly reminder, both ends of 2 days
         lines = errors(caplog)
         assert len(lines) == round_, lines  # one line per reschedule, not per rule or candidate
         assert f"{bad[0]}: RuleTooExpensive" in lines[-1] and "cannot make progress" in lines[-1]
@@ -147,26 +151,31 @@ def test_foreground_tolerates_a_few_bad_rules_and_gives_up_on_many(
     store: Store, location: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     good = add(store, "good")
-    assert on_app_start(store, now=T0).status == "ran"
+    assert on_app_start(store, now=T0).status == "refreshed"
     corrupt(store, location, PATHOLOGICAL[:2])
     # two rules at their limit are within the foreground's budget: the others are scheduled
     assert 2 * RULE_WORK_BUDGET < FOREGROUND_WORK_BUDGET < 3 * RULE_WORK_BUDGET
     later = T0 + dt.timedelta(minutes=30)
-    assert on_app_start(store, now=later).status == "ran"
+    assert on_app_start(store, now=later).status == "refreshed"
     assert {p.rule_id for p in store.list_pending_notifications()} == {good}
 
     corrupt(store, location, PATHOLOGICAL[2:])  # four: the third stops the foreground
     kept = store.list_pending_notifications()
     caplog.clear()
     gave_up = on_app_start(store, now=later + dt.timedelta(minutes=1))
-    assert gave_up.status == "failed" and "WindowBudgetExceeded" in (gave_up.error or "")
+    assert gave_up.status == "failed" and isinstance(gave_up.error, notify.WindowBudgetExceeded)
     assert store.list_pending_notifications() == kept  # nothing changed
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("foreground layer gave up" in r.getMessage() for r in warnings)
     assert not errors(caplog) and all(r.exc_info is None for r in caplog.records)
     # the background layer has no window budget: it does the reschedule
     done = refresh(store, "background", now=later + dt.timedelta(minutes=2))
-    assert done.status == "ran" and done.result is not None and done.result.scheduled == 48
+    assert (
+        done.status == "refreshed"
+        and done.state is not None
+        and done.state.result is not None
+        and done.state.result.scheduled == 48
+    )
     assert {p.rule_id for p in store.list_pending_notifications()} == {good}
 
 
@@ -178,9 +187,9 @@ def test_the_window_budget_counts_only_work_spent_on_rules_left_out(
     def nothing_to_waste() -> WorkBudget:
         return WorkBudget(0, kind="window")
 
-    assert on_app_start(store, now=T0, budget=nothing_to_waste()).status == "ran"
+    assert on_app_start(store, now=T0, budget=nothing_to_waste()).status == "refreshed"
     corrupt(store, location, ["FREQ=DAILY;INTERVAL=0"])  # refused by its text: costs nothing
-    assert on_app_start(store, now=T0, budget=nothing_to_waste()).status == "ran"
+    assert on_app_start(store, now=T0, budget=nothing_to_waste()).status == "refreshed"
     kept = store.list_pending_notifications()
     assert {p.rule_id for p in kept} == {good}
     corrupt(store, location, [NEVER_MATCH])  # scanned until its own budget ran out

@@ -102,7 +102,7 @@ def _sink(db: Path, url: str) -> Any:
 def test_removing_speaks_json_too(db_path: Path) -> None:
     rule = _run(db_path, "add", "Tick", "--rrule", "FREQ=HOURLY", "--tz", "UTC")["rule"]
     removed = _run(db_path, "remove", str(rule["id"]))
-    assert removed["removed"] == rule["id"] and removed["refresh"]["status"] == "ran"
+    assert removed["removed"] == rule["id"] and removed["refresh"]["status"] == "refreshed"
     sink = _sink(db_path, "log")
     assert _run(db_path, "sink", "remove", str(sink["id"])) == {"removed": sink["id"]}
 

@@ -14,7 +14,7 @@ import pytest
 
 from stayfresh import jobs, notify
 from stayfresh.jobs._notify import DELIVERY_TAG
-from stayfresh.notify import NOTIFICATION_REFRESH_TASK, on_app_start, refresh, refresh_decision
+from stayfresh.notify import NOTIFICATION_REFRESH_TASK, on_app_start, refresh, window_decision
 from stayfresh.store import NotifyFreshness, SQLiteStore, Store
 from stayfresh.work import Runner, WorkManager
 
@@ -41,27 +41,29 @@ def fresh(last: float | None, rv: int = 1, wv: int = 1, rules: bool = True) -> N
 
 def test_refresh_decision() -> None:
     now = T0.timestamp()
-    assert refresh_decision(fresh(None), now).needed
-    assert refresh_decision(fresh(now - 4 * 3600), now).needed
-    assert not refresh_decision(fresh(now - 4 * 3600 + 1), now).needed
-    assert refresh_decision(fresh(now, rv=2), now).needed  # reminders changed
-    assert not refresh_decision(fresh(None, rules=False), now).needed  # nothing to schedule
-    assert refresh_decision(fresh(now + 60), now).needed  # the clock went back
-    assert "h ago" in refresh_decision(fresh(now - 60), now).reason
+    assert window_decision(fresh(None), now)[0]
+    assert window_decision(fresh(now - 4 * 3600), now)[0]
+    assert not window_decision(fresh(now - 4 * 3600 + 1), now)[0]
+    assert window_decision(fresh(now, rv=2), now)[0]  # reminders changed
+    assert not window_decision(fresh(None, rules=False), now)[0]  # nothing to schedule
+    assert window_decision(fresh(now + 60), now)[0]  # the clock went back
+    assert "h ago" in window_decision(fresh(now - 60), now)[1]
 
 
 def test_foreground_reschedules_every_four_hours_and_is_read_only_between(store: Store) -> None:
-    assert on_app_start(store, now=T0).status == "not_needed"  # no reminders: nothing, no write
+    assert on_app_start(store, now=T0).status == "fresh"  # no reminders: nothing, no write
     add(store)
     first = on_app_start(store, now=T0)
-    assert first.status == "ran" and first.result is not None
-    assert first.result.scheduled == 49  # hourly, both ends of [now, now + 2 d]
+    assert (
+        first.status == "refreshed" and first.state is not None and first.state.result is not None
+    )
+    assert first.state.result.scheduled == 49  # hourly, both ends of [now, now + 2 d]
     changes = store._conn().total_changes  # type: ignore[attr-defined]
     for minutes in (1, 60, 239):
-        assert on_app_start(store, now=T0 + dt.timedelta(minutes=minutes)).status == "not_needed"
+        assert on_app_start(store, now=T0 + dt.timedelta(minutes=minutes)).status == "fresh"
     assert store._conn().total_changes == changes  # type: ignore[attr-defined]
     later = on_app_start(store, now=T0 + dt.timedelta(hours=4))
-    assert later.status == "ran"
+    assert later.status == "refreshed"
     t = layer(store, "foreground")
     assert (t["executions"], t["successes"], t["failures"], t["skips"]) == (2, 2, 0, 0)
 
@@ -73,7 +75,7 @@ def test_reschedule_is_full_and_keeps_overdue_for_the_deliverer(store: Store) ->
     store.delete_notify_rule(b)
     later = T0 + dt.timedelta(minutes=90)
     outcome = refresh(store, now=later)
-    assert outcome.result is not None
+    assert outcome.state is not None and outcome.state.result is not None
     pending = store.list_pending_notifications()
     assert {p.rule_id for p in pending} == {a}
     overdue = [p for p in pending if p.due_at < later.timestamp()]
@@ -81,7 +83,7 @@ def test_reschedule_is_full_and_keeps_overdue_for_the_deliverer(store: Store) ->
         T0,
         T0 + dt.timedelta(hours=1),
     ]
-    assert outcome.result.overdue_kept == 2
+    assert outcome.state.result.overdue_kept == 2
     assert max(p.due_at for p in pending) <= (later + dt.timedelta(days=2)).timestamp()
 
 
@@ -94,7 +96,7 @@ def test_a_failed_plan_changes_nothing(store: Store) -> None:
         raise RuntimeError("plan failed")
 
     with pytest.raises(RuntimeError):
-        store.reschedule_notifications(boom, now=T0.timestamp() + 60, layer="manual")  # type: ignore[arg-type]
+        store.reschedule_notifications(boom, now=T0.timestamp() + 60)  # type: ignore[arg-type]
     assert store.list_pending_notifications() == before
     assert store.notify_freshness().last_reschedule_at == T0.timestamp()
 
@@ -110,15 +112,19 @@ def test_failures_are_counted_and_never_raised(db_path: Path) -> None:
     store = FailingStore(db_path)
     add(store)
     outcome = on_app_start(store, now=T0)
-    assert outcome.status == "failed" and "disk is full" in (outcome.error or "")
+    assert outcome.status == "failed" and "disk is full" in str(outcome.error)
     t = layer(store, "foreground")
-    assert (t["executions"], t["failures"], t["last_error"]) == (1, 1, outcome.error)
+    assert (t["executions"], t["failures"], t["last_error"]) == (
+        1,
+        1,
+        f"OperationalError: {outcome.error}",
+    )
     store.close()
 
 
 def test_second_caller_skips_while_the_lock_is_held_in_this_process(store: Store) -> None:
     add(store)
-    lock = store.notify_scheduling_lock()
+    lock = store.lock("notify", "window")
     holder = threading.Thread(target=lock.acquire)
     holder.start()
     holder.join()
@@ -129,7 +135,7 @@ def test_second_caller_skips_while_the_lock_is_held_in_this_process(store: Store
         lock.release()
     assert layer(store, "background")["skips"] == 1
     assert layer(store, "foreground")["skips"] == 1
-    assert refresh(store, "background", now=T0).status == "ran"
+    assert refresh(store, "background", now=T0).status == "refreshed"
 
 
 def test_second_caller_skips_while_another_process_holds_the_lock(
@@ -138,7 +144,7 @@ def test_second_caller_skips_while_another_process_holds_the_lock(
     add(store)
     code = (
         "import sys; from stayfresh.store import SQLiteStore\n"
-        f"lock = SQLiteStore({str(db_path)!r}).notify_scheduling_lock(); lock.acquire()\n"
+        f"lock = SQLiteStore({str(db_path)!r}).lock('notify', 'window'); lock.acquire()\n"
         "print('held', flush=True); sys.stdin.readline()\n"
     )
     with subprocess.Popen(
@@ -149,7 +155,7 @@ def test_second_caller_skips_while_another_process_holds_the_lock(
         assert refresh(store, "manual", now=T0).status == "skipped"
         proc.stdin.close()
         proc.wait(30)
-    assert refresh(store, "manual", now=T0).status == "ran"
+    assert refresh(store, "manual", now=T0).status == "refreshed"
 
 
 def test_two_processes_race_for_many_rounds_exactly_one_reschedules(
@@ -178,8 +184,8 @@ def test_two_processes_race_for_many_rounds_exactly_one_reschedules(
         by_round.setdefault(r, {})[name] = status
     winners = {"foreground": 0, "background": 0}
     for r in range(rounds):
-        assert sorted(by_round[r].values()) == ["ran", "skipped"], (r, by_round[r])
-        winners[next(k for k, v in by_round[r].items() if v == "ran")] += 1
+        assert sorted(by_round[r].values()) == ["refreshed", "skipped"], (r, by_round[r])
+        winners[next(k for k, v in by_round[r].items() if v == "refreshed")] += 1
     fg, bg = layer(store, "foreground"), layer(store, "background")
     assert fg["successes"] + bg["successes"] == rounds  # type: ignore[operator]
     assert fg["skips"] + bg["skips"] == rounds  # type: ignore[operator]
@@ -202,7 +208,7 @@ def test_background_layer_is_periodic_work_that_always_reschedules(store: Store)
     assert jobs.disable_background(store) == [info.id]
     assert jobs.background_work(store) is None
     assert (
-        on_app_start(store, now=dt.datetime.now(UTC) + dt.timedelta(hours=5)).status == "ran"
+        on_app_start(store, now=dt.datetime.now(UTC) + dt.timedelta(hours=5)).status == "refreshed"
     )  # foreground goes on
 
 

@@ -1,8 +1,10 @@
-"""Every branch of the refresh decision, driven by hand: no HTTP, no SQLite, no threads.
+"""Every branch of the token refresh under the lock, driven by hand: no HTTP, no SQLite, no threads.
 
-:func:`stayfresh.tokens._flow.refresh_flow` is a sans-IO generator: it yields
-effects (a store or lock :class:`Call`, an :class:`Http` request) and is sent
-their results. Here a table gives the account as the caller saw it, the options,
+The common core's :func:`stayfresh.fresh._lock.locked_refresh`, run for the
+:class:`~stayfresh.tokens.TokenKind` (whose refresh is
+:func:`stayfresh.tokens._flow.refresh_tokens`), is a sans-IO generator: it
+yields effects (a store or lock :class:`Call`, an :class:`Http` request) and is
+sent their results. Here a table gives the account as the caller saw it, the options,
 and the replies to send in order (a lock answer, an account as loaded, an HTTP
 reply, a swap's new version, or an exception to throw into the flow, as the
 keeper's drivers do when an effect fails); each row checks the effects the flow
@@ -21,10 +23,13 @@ from typing import Any, cast
 import pytest
 
 from stayfresh.errors import AccountNotFound, ProviderError, ReauthRequired, TransientError
+from stayfresh.fresh import Call, Http, HttpReply, Outcome
+from stayfresh.fresh._lock import Options, _count, locked_refresh
 from stayfresh.store import Store
 from stayfresh.testing import FakeClock
-from stayfresh.tokens._flow import Call, FlowOptions, Http, HttpReply, load_account, refresh_flow
-from stayfresh.tokens._model import Account, TokenResult, TokenSet
+from stayfresh.tokens import TokenKind
+from stayfresh.tokens._flow import load_account
+from stayfresh.tokens._model import Account, TokenSet
 
 UTC = dt.UTC
 NOW = 1_700_000_000.0
@@ -49,17 +54,23 @@ class FakeLock:
 
 class FakeStore:
     def __init__(self) -> None:
-        self.lock = FakeLock()
+        self.the_lock = FakeLock()
         self.locked: list[str] = []
 
-    def refresh_lock(self, name: str) -> FakeLock:
-        self.locked.append(name)
-        return self.lock
+    def lock(self, kind: str, key: str) -> FakeLock:
+        self.locked.append(f"{kind}:{key}")
+        return self.the_lock
 
     def begin_refresh(self, name: str, version: int) -> None:
         raise AssertionError("the table answers store calls")
 
     def update_config(self, name: str, config: dict[str, Any]) -> None:
+        raise AssertionError("the table answers store calls")
+
+    def swap_tokens(self, name: str, version: int, tokens: Any) -> None:
+        raise AssertionError("the table answers store calls")
+
+    def end_refresh(self, name: str, *, needs_login: str | None = None) -> None:
         raise AssertionError("the table answers store calls")
 
 
@@ -126,15 +137,15 @@ BUSY = http(503, {"error": "temporarily_unavailable"})
 DISCOVERED = http(200, {"token_endpoint": "https://idp.example/oidc/token"})
 
 
-def options(**overrides: Any) -> FlowOptions:
+def options(**overrides: Any) -> Options:
+    background = overrides.pop("background", False)
     base: dict[str, Any] = {
-        "threshold": THRESHOLD,
+        "within": THRESHOLD,
         "force": False,
-        "background": False,
-        "mandatory_window": WINDOW,
+        "layer": "background" if background else "use",
         "lock_timeout": LOCK_TIMEOUT,
     }
-    return FlowOptions(**{**base, **overrides})
+    return Options(**{**base, **overrides})
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -156,9 +167,9 @@ def describe(effect: Any, store: FakeStore) -> tuple[Any, ...]:
     if isinstance(effect, Http):
         return (effect.method, effect.url, dict(effect.data or {}).get("refresh_token"))
     assert isinstance(effect, Call)
-    fn, args = effect.fn, effect.args
+    fn, args, kwargs = effect.fn, effect.args, effect.kwargs
     owner = getattr(fn, "__self__", None)
-    if owner is store.lock:
+    if owner is store.the_lock:
         if fn.__name__ == "release":
             return ("release",)
         assert effect.blocking == (args[0] != 0)  # a try runs inline in the async driver
@@ -166,26 +177,29 @@ def describe(effect: Any, store: FakeStore) -> tuple[Any, ...]:
     if owner is store:
         if fn.__name__ == "begin_refresh":
             return ("begin", args[1])
+        if fn.__name__ == "swap_tokens":
+            return ("swap", args[1], args[2].access_token, args[2].refresh_token)
+        if fn.__name__ == "end_refresh":
+            return ("end", "needs_login" if kwargs.get("needs_login") else None)
         assert fn.__name__ == "update_config"
         return ("config", args[1]["token_url"])
-    name = getattr(fn, "__name__", repr(fn))
-    if fn is load_account:
+    if fn is load_account or (isinstance(owner, TokenKind) and fn.__name__ == "load"):
         return ("load",)
-    if name == "_swap":
-        return ("swap", args[2], args[3].access_token, args[3].refresh_token)
-    if name == "_record_success":
-        return ("success", args[2])
-    if name == "_record_failure":
-        return ("failure", args[2], type(args[4]).__name__)
+    if fn is _count:
+        outcome, layer = args[4], args[3]
+        if outcome == "failure":
+            return ("failure", layer, kwargs["error"].split(":")[0])
+        return (outcome, layer)
     raise AssertionError(f"unexpected effect {effect!r}")
 
 
 def drive(
-    seen: Account, opts: FlowOptions, replies: list[Any]
-) -> tuple[list[tuple[Any, ...]], TokenResult | BaseException]:
+    seen: Account, opts: Options, replies: list[Any]
+) -> tuple[list[tuple[Any, ...]], tuple[str | None, bool] | BaseException]:
     """Run the flow to its end, answering from ``replies``; (effects seen, outcome)."""
     store = FakeStore()
-    flow = refresh_flow(cast(Store, store), seen, opts, FakeClock(NOW))
+    kind = TokenKind(within=THRESHOLD, wait_window=WINDOW)
+    flow = locked_refresh(kind, cast(Store, store), "acct", seen, opts, FakeClock(NOW))
     effects: list[tuple[Any, ...]] = []
     pending = list(replies)
     send: Any = None
@@ -195,17 +209,18 @@ def drive(
             try:
                 effect = flow.throw(error) if error is not None else flow.send(send)
             except StopIteration as stop:
-                outcome: TokenResult | BaseException = stop.value
+                done: Outcome[Account] = stop.value
+                outcome: Any = done.error if done.status == "failed" else done
                 break
             except Exception as exc:
                 outcome = exc
                 break
             effects.append(describe(effect, store))
             send, error = None, None
-            kind = effects[-1][0]
-            if pending and isinstance(pending[0], Fail) and pending[0].at == kind:
+            name = effects[-1][0]
+            if pending and isinstance(pending[0], Fail) and pending[0].at == name:
                 error = pending.pop(0).error
-            elif kind in ANSWERED:
+            elif name in ANSWERED:
                 assert pending, f"no reply left for {effects[-1]} after {effects}"
                 reply = pending.pop(0)
                 if isinstance(reply, BaseException):
@@ -218,7 +233,7 @@ def drive(
         with contextlib.suppress(RuntimeError):
             flow.close()
     assert pending == [], f"replies left over: {pending} after {effects}"
-    assert store.locked == ["acct"]
+    assert store.locked == ["token:acct"]
     return effects, outcome
 
 
@@ -243,8 +258,8 @@ SWAP = ("swap", 1, "a-new", "r1")
 
 ROWS = {
     # -- the lock is held by another process
-    "busy/valid-beyond-window: use the seen token at once, no wait": Row(
-        STALE, [False], [LOCKED], ("a1", False)
+    "busy/valid-beyond-window: use the seen token at once, no wait, counted as a skip": Row(
+        STALE, [False], [LOCKED, ("skip", "use")], ("a1", False)
     ),
     "busy/inside-window: wait for the other's refresh, then use what it stored": Row(
         URGENT,
@@ -274,7 +289,7 @@ ROWS = {
             ("load",),
             *REFRESH,
             SWAP,
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -295,7 +310,7 @@ ROWS = {
             ("begin", 2),
             ("POST", TOKEN_URL, "r2"),
             ("swap", 2, "a-new", "r2"),
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -317,14 +332,14 @@ ROWS = {
     "locked/forced: refresh a valid token": Row(
         VALID,
         [True, VALID, token(), 2],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "use"), ("release",)],
         ("a-new", True),
         opts={"force": True},
     ),
     "locked/forced-by-401-of-current-token: refresh": Row(
         VALID,
         [True, VALID, token(), 2],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "use"), ("release",)],
         ("a-new", True),
         opts={"force": True, "rejected": "a1"},
     ),
@@ -344,7 +359,7 @@ ROWS = {
     "locked/needs-login-but-forced: try the refresh token anyway": Row(
         NEEDS_LOGIN,
         [True, NEEDS_LOGIN, token(), 2],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "use"), ("release",)],
         ("a-new", True),
         opts={"force": True},
     ),
@@ -358,7 +373,7 @@ ROWS = {
     "refresh/stale-token: refreshed, refresh token kept": Row(
         STALE,
         [True, STALE, token(), 2],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "use"), ("release",)],
         ("a-new", True),
         check=lambda r: (
             r.tokens.refresh_token == "r1" and r.tokens.expires_at.timestamp() == NOW + 3600
@@ -372,7 +387,7 @@ ROWS = {
             ("load",),
             *REFRESH,
             ("swap", 1, "a-new", "r-new"),
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -381,7 +396,7 @@ ROWS = {
     "refresh/no-access-token-at-all: refresh now": Row(
         account(access=None),
         [True, account(access=None), token(), 2],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "jit"), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("success", "use"), ("release",)],
         ("a-new", True),
     ),
     "refresh/background: metrics say background": Row(
@@ -394,7 +409,7 @@ ROWS = {
     "refresh/swap-lost: a newer token was stored meanwhile, theirs wins": Row(
         EXPIRED,
         [True, EXPIRED, token(), None, NEWER_VALID],
-        [LOCKED, ("load",), *REFRESH, SWAP, ("load",), ("release",)],
+        [LOCKED, ("load",), *REFRESH, SWAP, ("load",), ("success", "use"), ("release",)],
         ("a2", True),
     ),
     "refresh/no-refresh-token: reauth after a re-read, recorded, no request": Row(
@@ -405,7 +420,8 @@ ROWS = {
             ("load",),
             ("begin", 1),
             ("load",),
-            ("failure", "jit", "ReauthRequired"),
+            ("end", "needs_login"),
+            ("failure", "use", "ReauthRequired"),
             ("release",),
         ],
         (ReauthRequired, "the account has no refresh token"),
@@ -414,26 +430,54 @@ ROWS = {
     "refresh/provider-5xx: transient, recorded": Row(
         EXPIRED,
         [True, EXPIRED, BUSY],
-        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "TransientError"), ("release",)],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("end", None),
+            ("failure", "use", "TransientError"),
+            ("release",),
+        ],
         (TransientError, "token endpoint answered 503"),
     ),
     "refresh/provider-5xx-in-background: recorded as background": Row(
         EXPIRED,
         [True, EXPIRED, BUSY],
-        [LOCKED, ("load",), *REFRESH, ("failure", "background", "TransientError"), ("release",)],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("end", None),
+            ("failure", "background", "TransientError"),
+            ("release",),
+        ],
         (TransientError, "token endpoint answered 503"),
         opts={"background": True},
     ),
     "refresh/provider-4xx: provider error, recorded": Row(
         EXPIRED,
         [True, EXPIRED, http(400, {"error": "invalid_request"})],
-        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "ProviderError"), ("release",)],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("end", None),
+            ("failure", "use", "ProviderError"),
+            ("release",),
+        ],
         (ProviderError, "token endpoint answered 400: invalid_request"),
     ),
     "refresh/transport-error: thrown into the flow, recorded": Row(
         EXPIRED,
         [True, EXPIRED, TransientError("connection refused")],
-        [LOCKED, ("load",), *REFRESH, ("failure", "jit", "TransientError"), ("release",)],
+        [
+            LOCKED,
+            ("load",),
+            *REFRESH,
+            ("end", None),
+            ("failure", "use", "TransientError"),
+            ("release",),
+        ],
         (TransientError, "connection refused"),
     ),
     "refresh/store-fails-before-the-request: not a token error, not recorded": Row(
@@ -451,7 +495,8 @@ ROWS = {
             ("load",),
             *REFRESH,
             ("load",),
-            ("failure", "jit", "ReauthRequired"),
+            ("end", "needs_login"),
+            ("failure", "use", "ReauthRequired"),
             ("release",),
         ],
         (ReauthRequired, "the refresh token was rejected (invalid_grant)"),
@@ -460,7 +505,7 @@ ROWS = {
     "rotation/another-process-rotated-and-its-token-is-fresh: use it": Row(
         EXPIRED,
         [True, EXPIRED, INVALID_GRANT, NEWER_VALID],
-        [LOCKED, ("load",), *REFRESH, ("load",), ("release",)],
+        [LOCKED, ("load",), *REFRESH, ("load",), ("success", "use"), ("release",)],
         ("a2", True),
     ),
     "rotation/another-process-rotated-but-forced: retry with its refresh token": Row(
@@ -473,7 +518,7 @@ ROWS = {
             ("load",),
             ("POST", TOKEN_URL, "r2"),
             ("swap", 2, "a-new", "r2"),
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -489,7 +534,7 @@ ROWS = {
             ("load",),
             ("POST", TOKEN_URL, "r2"),
             ("swap", 2, "a-new", "r2"),
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -503,7 +548,8 @@ ROWS = {
             *REFRESH,
             ("load",),
             ("POST", TOKEN_URL, "r2"),
-            ("failure", "jit", "ReauthRequired"),
+            ("end", "needs_login"),
+            ("failure", "use", "ReauthRequired"),
             ("release",),
         ],
         (ReauthRequired, "the refresh token was rejected"),
@@ -520,7 +566,7 @@ ROWS = {
             ("begin", 1),
             ("POST", "https://idp.example/oidc/token", "r1"),
             SWAP,
-            ("success", "jit"),
+            ("success", "use"),
             ("release",),
         ],
         ("a-new", True),
@@ -532,7 +578,8 @@ ROWS = {
             LOCKED,
             ("load",),
             ("GET", DISCOVERY, None),
-            ("failure", "jit", "TransientError"),
+            ("end", None),
+            ("failure", "use", "TransientError"),
             ("release",),
         ],
         (TransientError, "OIDC discovery answered 502"),
@@ -544,7 +591,8 @@ ROWS = {
             LOCKED,
             ("load",),
             ("GET", DISCOVERY, None),
-            ("failure", "jit", "TransientError"),
+            ("end", None),
+            ("failure", "use", "TransientError"),
             ("release",),
         ],
         (TransientError, "OIDC discovery answered 429"),
@@ -556,7 +604,8 @@ ROWS = {
             LOCKED,
             ("load",),
             ("GET", DISCOVERY, None),
-            ("failure", "jit", "ProviderError"),
+            ("end", None),
+            ("failure", "use", "ProviderError"),
             ("release",),
         ],
         (ProviderError, "OIDC discovery answered 404"),
@@ -568,7 +617,8 @@ ROWS = {
             LOCKED,
             ("load",),
             ("GET", DISCOVERY, None),
-            ("failure", "jit", "ProviderError"),
+            ("end", None),
+            ("failure", "use", "ProviderError"),
             ("release",),
         ],
         (ProviderError, "OIDC discovery document has no token_endpoint"),
@@ -585,11 +635,11 @@ def test_refresh_flow(row: Row) -> None:
         assert isinstance(outcome, expected[0]), outcome
         assert str(expected[1]) in str(outcome)
     else:
-        assert isinstance(outcome, TokenResult), outcome
-        assert (outcome.tokens.access_token, outcome.was_refreshed) == expected
-        assert outcome.account == "acct"
+        assert isinstance(outcome, Outcome), outcome
+        assert outcome.state is not None and outcome.key == "acct"
+        assert (outcome.state.tokens.access_token, outcome.changed) == expected
     if row.check is not None:
-        assert row.check(outcome)
+        assert row.check(outcome if isinstance(outcome, BaseException) else outcome.state)
 
 
 def test_the_table_names_every_effect_the_flow_can_ask_for() -> None:
@@ -607,4 +657,6 @@ def test_the_table_names_every_effect_the_flow_can_ask_for() -> None:
         "swap",
         "success",
         "failure",
+        "end",
+        "skip",
     }

@@ -29,7 +29,7 @@ from conftest import run_cli
 from fake_token_server import FakeTokenServer, Reply, Seen, token_reply
 from stayfresh.errors import StayfreshError, TokenError
 from stayfresh.store import SQLiteStore, Store
-from stayfresh.tokens import Account, Keeper, TokenResult, TokenSet, add_account
+from stayfresh.tokens import Account, Keeper, TokenResult, TokenSet, add_account, refresh_metrics
 
 UTC = dt.UTC
 
@@ -428,7 +428,7 @@ def test_errors_hold_no_secret(
     assert_no_secret(caplog.text, "log records")
     account = store.get_account("acct")
     assert account is not None
-    assert_no_secret(str(store.refresh_metrics("acct")), "metrics")
+    assert_no_secret(str(refresh_metrics(store, "acct")), "metrics")
     assert_no_secret(str(account.status_message), "status message")
 
 

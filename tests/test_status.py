@@ -138,7 +138,7 @@ def test_check_names_every_problem_one_line_each_and_exits_1(
     store = SQLiteStore(db_path)
     _populate(store, token_server)  # bob needs a new sign-in; works wait and no daemon runs
     add_oauth2(store, "carol", token_server.token_url, expires_in=-60)
-    store.record_refresh("carol", kind="background", ok=False, at=time.time(), error="boom 503")
+    store.record_fresh("token", "carol", "background", "failure", at=time.time(), error="boom 503")
     store.close()
     code, lines = _check(db_path)
     assert code == 1

@@ -231,21 +231,6 @@ def test_clear_secrets(any_store: Store) -> None:
     assert any_store.clear_secrets("missing", config_keys=()) is False
 
 
-def test_refresh_metrics(any_store: Store) -> None:
-    any_store.create_account("a", "oauth2", {}, tokens())
-    empty = any_store.refresh_metrics("a")
-    assert (empty.jit_refreshes, empty.avg_latency_ms, empty.p95_latency_ms) == (0, None, None)
-    for i in range(1, 21):
-        any_store.record_refresh("a", kind="jit", ok=True, at=T0 + i, latency_ms=float(i))
-    any_store.record_refresh("a", kind="background", ok=True, at=T0 + 30)
-    any_store.record_refresh("a", kind="jit", ok=False, at=T0 + 40, error="boom")
-    m = any_store.refresh_metrics("a")
-    assert (m.jit_refreshes, m.background_refreshes, m.failures) == (20, 1, 1)
-    assert m.avg_latency_ms == pytest.approx(10.5) and m.p95_latency_ms == 20.0
-    assert (m.last_refresh_at, m.last_failure_at, m.last_error) == (T0 + 30, T0 + 40, "boom")
-    assert any_store.refresh_metrics("missing").jit_refreshes == 0
-
-
 def test_refresh_intent_is_durable_names_the_token_by_fingerprint_and_ends_with_the_result(
     any_store: Store, reopen: Opener
 ) -> None:
@@ -267,9 +252,16 @@ def test_refresh_intent_is_durable_names_the_token_by_fingerprint_and_ends_with_
     assert any_store.swap_tokens("a", 7, tokens("A2", "R2")) is None  # even a lost swap ends it
     assert other.refresh_intent("a") is None
     any_store.begin_refresh("a", 1)
-    any_store.record_refresh("a", kind="jit", ok=True, at=T0, latency_ms=1.0)
-    assert other.refresh_intent("a") is not None  # success is counted after the swap ended it
-    any_store.record_refresh("a", kind="jit", ok=False, at=T0, error="boom")
+    any_store.record_fresh("token", "a", "use", "success", at=T0, latency_ms=1.0)
+    assert other.refresh_intent("a") is not None  # telemetry is not the end of a refresh
+    any_store.end_refresh("a")  # a failed refresh ends it, tokens unchanged
+    assert other.refresh_intent("a") is None and other.get_account("a").status == "ok"  # type: ignore[union-attr]
+    any_store.begin_refresh("a", 1)
+    any_store.end_refresh("a", needs_login="refresh token rejected")
+    row = other.get_account("a")
+    assert row is not None and (row.status, row.status_message) == (
+        "needs_login", "refresh token rejected",
+    )  # fmt: skip
     assert other.refresh_intent("a") is None
     any_store.begin_refresh("a", 1)
     assert any_store.swap_tokens("a", 1, tokens("A3", "R3")) == 2
@@ -291,31 +283,31 @@ def test_settings(any_store: Store) -> None:
 
 def test_refresh_lock_is_exclusive_across_stores(any_store: Store, reopen: Opener) -> None:
     other = reopen()
-    lock = any_store.refresh_lock("a")
+    lock = any_store.lock("token", "a")
     assert lock.acquire(0)
-    assert not other.refresh_lock("a").acquire(0)
+    assert not other.lock("token", "a").acquire(0)
     started = time.monotonic()
-    assert not other.refresh_lock("a").acquire(0.3)
+    assert not other.lock("token", "a").acquire(0.3)
     assert time.monotonic() - started >= 0.25
-    assert other.refresh_lock("b").acquire(0)  # another name is another lock
-    other.refresh_lock("b").release()
+    assert other.lock("token", "b").acquire(0)  # another name is another lock
+    other.lock("token", "b").release()
     # released from another thread than the one that took it
     threading.Thread(target=lock.release).start()
-    assert other.refresh_lock("a").acquire(5)
-    other.refresh_lock("a").release()
+    assert other.lock("token", "a").acquire(5)
+    other.lock("token", "a").release()
 
 
 def test_refresh_lock_is_exclusive_between_threads(any_store: Store) -> None:
     held = threading.Event()
-    lock = any_store.refresh_lock("a")
+    lock = any_store.lock("token", "a")
     lock.acquire()
     results: list[bool] = []
-    t = threading.Thread(target=lambda: results.append(any_store.refresh_lock("a").acquire(0)))
+    t = threading.Thread(target=lambda: results.append(any_store.lock("token", "a").acquire(0)))
     t.start()
     t.join()
     assert results == [False]
     waiter = threading.Thread(
-        target=lambda: (results.append(any_store.refresh_lock("a").acquire(10)), held.set())
+        target=lambda: (results.append(any_store.lock("token", "a").acquire(10)), held.set())
     )
     waiter.start()
     time.sleep(0.1)
@@ -323,13 +315,13 @@ def test_refresh_lock_is_exclusive_between_threads(any_store: Store) -> None:
     lock.release()
     assert held.wait(10) and results == [False, True]
     waiter.join()
-    any_store.refresh_lock("a").release()
+    any_store.lock("token", "a").release()
 
 
 def test_notify_scheduling_lock_is_exclusive(any_store: Store, reopen: Opener) -> None:
-    lock = any_store.notify_scheduling_lock()
+    lock = any_store.lock("notify", "window")
     assert lock.acquire(0)
-    assert not reopen().notify_scheduling_lock().acquire(0)
+    assert not reopen().lock("notify", "window").acquire(0)
     lock.release()
 
 
@@ -563,7 +555,7 @@ def test_notifications_window_and_single_claim(any_store: Store, reopen: Opener)
     result = any_store.reschedule_notifications(
         lambda rules: [PendingRow(rule_id=r.id, due_at=T0 + 10, title=r.title, body=r.body)
                        for r in rules],
-        now=T0, layer="manual",
+        now=T0,
     )  # fmt: skip
     assert (result.rules, result.scheduled, result.rules_version) == (1, 1, 1)
     assert [p.rule_id for p in any_store.list_pending_notifications()] == [rule.id]
@@ -576,9 +568,5 @@ def test_notifications_window_and_single_claim(any_store: Store, reopen: Opener)
     assert not other.finish_notification(first.claims[0], ok=True, at=T0 + 12)
     assert any_store.list_notification_deliveries()[0].state == "sent"
     assert any_store.next_notification_time() is None
-    (telemetry,) = any_store.notify_telemetry()
-    assert (telemetry.layer, telemetry.successes) == ("manual", 1)
-    any_store.record_notify_layer("manual", "skip", at=T0 + 20)
-    assert any_store.notify_telemetry()[0].executions == 2
     assert any_store.delete_notify_rule(rule.id) and not any_store.delete_notify_rule(rule.id)
     assert any_store.delete_notify_sink(sink.id) and any_store.list_notify_sinks() == []

@@ -119,7 +119,7 @@ def test_reschedule_replaces_the_future_keeps_the_overdue_and_drops_dead_rules(
         seen.append([r.id for r in rules])
         return rows((a, T0 + 10), (a, T0 + 20), (b, T0 + 30), (off, T0 + 40))(rules)
 
-    first = any_store.reschedule_notifications(plan, now=T0, layer="manual")
+    first = any_store.reschedule_notifications(plan, now=T0)
     assert seen == [[a, b]]  # enabled rules only, by id
     assert (first.rules, first.cancelled, first.scheduled, first.overdue_kept,
             first.rules_version) == (2, 0, 4, 0, 3)  # fmt: skip
@@ -130,7 +130,7 @@ def test_reschedule_replaces_the_future_keeps_the_overdue_and_drops_dead_rules(
 
     # later: what is due from now on is replaced; the overdue (a, T0+10) stays for the
     # deliverer; the disabled rule's row goes even though it is in the future
-    second = any_store.reschedule_notifications(rows((a, T0 + 25)), now=T0 + 15, layer="background")
+    second = any_store.reschedule_notifications(rows((a, T0 + 25)), now=T0 + 15)
     assert (second.cancelled, second.scheduled, second.overdue_kept) == (3, 1, 1)
     assert pending(any_store) == [(a, T0 + 10), (a, T0 + 25)]
     fresh = any_store.notify_freshness()
@@ -139,8 +139,8 @@ def test_reschedule_replaces_the_future_keeps_the_overdue_and_drops_dead_rules(
     )  # fmt: skip
 
     # an overdue row of a disabled (or vanished) rule is dropped too
-    any_store.reschedule_notifications(rows((off, T0 + 30)), now=T0 + 30, layer="manual")
-    third = any_store.reschedule_notifications(rows(), now=T0 + 31, layer="manual")
+    any_store.reschedule_notifications(rows((off, T0 + 30)), now=T0 + 30)
+    third = any_store.reschedule_notifications(rows(), now=T0 + 31)
     assert (third.cancelled, third.overdue_kept) == (1, 2)
     assert pending(any_store) == [(a, T0 + 10), (a, T0 + 25)]
 
@@ -151,52 +151,33 @@ def test_reschedule_replaces_the_future_keeps_the_overdue_and_drops_dead_rules(
 
 def test_a_failing_plan_changes_nothing(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0, layer="manual")
-    before = (pending(any_store), any_store.notify_freshness(), any_store.notify_telemetry())
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0)
+    before = (pending(any_store), any_store.notify_freshness(), any_store.fresh_telemetry())
 
     def boom(_rules: Sequence[RuleRow]) -> list[PendingRow]:
         raise RuntimeError("plan failed")
 
     with pytest.raises(RuntimeError, match="plan failed"):
-        any_store.reschedule_notifications(boom, now=T0 + 1, layer="manual")
+        any_store.reschedule_notifications(boom, now=T0 + 1)
     with pytest.raises(ValueError, match="at or after now"):
-        any_store.reschedule_notifications(rows((a, T0 + 1.5)), now=T0 + 2, layer="manual")
+        any_store.reschedule_notifications(rows((a, T0 + 1.5)), now=T0 + 2)
     assert (
         pending(any_store),
         any_store.notify_freshness(),
-        any_store.notify_telemetry(),
+        any_store.fresh_telemetry(),
     ) == before
 
 
 def test_an_empty_plan_and_the_next_time(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    result = any_store.reschedule_notifications(rows(), now=T0, layer="manual")
+    result = any_store.reschedule_notifications(rows(), now=T0)
     assert (result.rules, result.scheduled, result.cancelled) == (1, 0, 0)
     assert any_store.next_notification_time() is None
-    any_store.reschedule_notifications(rows((a, T0 + 7), (a, T0 + 3)), now=T0, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 7), (a, T0 + 3)), now=T0)
     assert any_store.next_notification_time() == T0 + 3
 
 
 # -- telemetry -------------------------------------------------------------------------
-
-
-def test_layer_telemetry_counts_every_outcome(any_store: Store) -> None:
-    any_store.record_notify_layer("foreground", "failure", at=T0 + 1, error="disk full")
-    any_store.record_notify_layer("foreground", "skip", at=T0 + 2)
-    any_store.reschedule_notifications(rows(), now=T0 + 3, layer="foreground")
-    any_store.record_notify_layer("background", "skip", at=T0 + 4)
-    (fg,) = [t for t in any_store.notify_telemetry() if t.layer == "foreground"]
-    assert (fg.executions, fg.successes, fg.failures, fg.skips) == (3, 1, 1, 1)
-    assert (fg.last_success_at, fg.last_failure_at, fg.last_skip_at) == (T0 + 3, T0 + 1, T0 + 2)
-    assert fg.last_error == "disk full"  # a later success or skip keeps it
-    assert [t.layer for t in any_store.notify_telemetry()] == ["background", "foreground"]
-    bg = any_store.notify_telemetry()[0]
-    assert (bg.executions, bg.skips, bg.successes, bg.last_skip_at, bg.last_success_at) == (
-        1, 1, 0, T0 + 4, None,
-    )  # fmt: skip
-    any_store.record_notify_layer("foreground", "failure", at=T0 + 5)  # no message this time
-    (fg,) = [t for t in any_store.notify_telemetry() if t.layer == "foreground"]
-    assert (fg.failures, fg.last_failure_at, fg.last_error) == (2, T0 + 5, None)
 
 
 # -- sinks -----------------------------------------------------------------------------
@@ -220,7 +201,6 @@ def test_claim_delivers_on_time_records_missed_and_empties_the_window(any_store:
     b = any_store.add_notify_rule(one_time("b"), now=T0).id
     any_store.reschedule_notifications(
         rows((b, T0 - 1000), (a, T0 + 10), (b, T0 + 10), (a, T0 + 500)), now=T0 - 2000,
-        layer="manual",
     )  # fmt: skip
     out = any_store.claim_notifications(now=T0 + 11, grace=60, lease=30, sinks={2: True, 1: False})
     # by due time, then rule, then the order of the sinks given
@@ -251,12 +231,12 @@ def test_claim_delivers_on_time_records_missed_and_empties_the_window(any_store:
 
 def test_the_primary_key_decides_a_second_claim_of_the_same_occurrence(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0)
     (claim,) = any_store.claim_notifications(
         now=T0 + 10, grace=60, lease=30, sinks={1: False}
     ).claims
     # the same occurrence scheduled again (a reschedule with an earlier clock)
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0 + 5, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0 + 5)
     again = any_store.claim_notifications(
         now=T0 + 10, grace=60, lease=30, sinks={1: False, 2: False}
     )
@@ -267,7 +247,7 @@ def test_the_primary_key_decides_a_second_claim_of_the_same_occurrence(any_store
 
 def test_failed_sends_are_retried_then_given_up_after_the_grace_period(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0)
     (claim,) = any_store.claim_notifications(
         now=T0 + 10, grace=60, lease=30, sinks={1: True}
     ).claims
@@ -303,7 +283,7 @@ def test_failed_sends_are_retried_then_given_up_after_the_grace_period(any_store
 
 def test_an_interrupted_at_most_once_send_is_unknown_and_never_resent(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0)
     first = any_store.claim_notifications(
         now=T0 + 10, grace=600, lease=30, sinks={1: False, 2: True}
     )
@@ -325,7 +305,7 @@ def test_an_interrupted_at_most_once_send_is_unknown_and_never_resent(any_store:
 
 def test_rows_of_a_removed_sink_are_given_up(any_store: Store) -> None:
     a = any_store.add_notify_rule(one_time("a"), now=T0).id
-    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0, layer="manual")
+    any_store.reschedule_notifications(rows((a, T0 + 10)), now=T0)
     (claim,) = any_store.claim_notifications(
         now=T0 + 10, grace=60, lease=30, sinks={1: True}
     ).claims
@@ -342,7 +322,7 @@ def test_rows_of_a_removed_sink_are_given_up(any_store: Store) -> None:
 def test_concurrent_claimers_claim_each_delivery_once(any_store: Store, reopen: Opener) -> None:
     ids = [any_store.add_notify_rule(one_time(f"r{i}"), now=T0).id for i in range(8)]
     any_store.reschedule_notifications(
-        rows(*[(r, T0 + 10 + i % 3) for i, r in enumerate(ids)]), now=T0, layer="manual"
+        rows(*[(r, T0 + 10 + i % 3) for i, r in enumerate(ids)]), now=T0
     )
     stores = [reopen() for _ in range(4)]
     sinks = {1: False, 2: True}
@@ -359,18 +339,18 @@ def test_concurrent_claimers_claim_each_delivery_once(any_store: Store, reopen: 
 
 
 def test_the_scheduling_lock_is_one_object_per_store(any_store: Store) -> None:
-    lock = any_store.notify_scheduling_lock()
-    assert any_store.notify_scheduling_lock() is lock
+    lock = any_store.lock("notify", "window")
+    assert any_store.lock("notify", "window") is lock
     assert lock.acquire(0)
     lock.release()
 
 
 def test_the_sqlite_scheduling_lock_file(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "n.db")
-    lock = store.notify_scheduling_lock()
+    lock = store.lock("notify", "window")
     assert lock.acquire(0)
     try:
-        assert (tmp_path / "n.db.locks" / "notify-scheduling.lock").exists()
+        assert [f.suffix for f in (tmp_path / "n.db.locks").iterdir()] == [".lock"]
     finally:
         lock.release()
         store.close()

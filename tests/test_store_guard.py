@@ -163,7 +163,7 @@ def test_a_symlink_to_our_database_is_followed_and_shares_its_locks(tmp_path: Pa
     store = SQLiteStore(link)
     try:
         assert store.path == target
-        store.refresh_lock("acct")
+        store.lock("token", "acct")
         assert Path(f"{target}.locks").is_dir()
         assert not Path(f"{link}.locks").exists()
     finally:
@@ -323,7 +323,7 @@ def test_postgres_lock_wait_past_the_busy_timeout_is_store_busy(pg_url: str) -> 
         pool.shutdown()
     store.set_setting("k", "v")  # the pool's connections still have their timeout, and work
     assert store.get_setting("k") == "v"
-    lock = store.refresh_lock("acct")  # an advisory wait does not reset the session's timeout
+    lock = store.lock("token", "acct")  # an advisory wait does not reset the session's timeout
     assert lock.acquire(1.0)
     lock.release()
     row = store._retrying(  # a pooled connection, as every store call gets

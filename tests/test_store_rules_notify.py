@@ -18,12 +18,10 @@ from stayfresh.store._notify import (
     NOT_RESENT,
     SINK_REMOVED,
     Bucket,
-    Outcome,
     append_error,
     check_plan,
     claim_outcome,
     finished_state,
-    layer_counts,
     new_deliveries,
     settle_stale,
     window_end,
@@ -193,23 +191,3 @@ def test_a_finished_send(
     ok: bool, retry_at: float | None, expected: tuple[str, float | None]
 ) -> None:
     assert finished_state(ok, retry_at) == expected
-
-
-@pytest.mark.parametrize(
-    ("outcome", "error", "expected"),
-    [
-        ("success", "ignored", (1, 0, 0, NOW, None, None, None)),
-        ("skip", "ignored", (0, 0, 1, None, None, NOW, None)),
-        ("failure", "disk full", (0, 1, 0, None, NOW, None, "disk full")),
-        ("failure", None, (0, 1, 0, None, NOW, None, None)),
-    ],
-)
-def test_a_layer_run_counts_its_outcome(
-    outcome: Outcome, error: str | None, expected: tuple[object, ...]
-) -> None:
-    counts = layer_counts(outcome, at=NOW, error=error)
-    assert tuple(counts.values()) == expected
-    assert list(counts) == [
-        "successes", "failures", "skips", "last_success_at", "last_failure_at", "last_skip_at",
-        "last_error",
-    ]  # fmt: skip

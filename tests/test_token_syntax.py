@@ -27,6 +27,7 @@ from stayfresh.tokens import (
     OAuth2Provider,
     TokenSet,
     add_account,
+    refresh_metrics,
     register_provider,
 )
 from test_echo_secrets import target  # noqa: F401  (the sqlite/postgres fixture)
@@ -85,7 +86,7 @@ def test_bad_tokens_in_a_response_are_refused_and_nothing_is_stored(
             row = store_of.get_account("acct")
             assert row is not None and before is not None
             assert row.tokens == before.tokens and row.version == before.version, name
-            metrics = store_of.refresh_metrics("acct")
+            metrics = refresh_metrics(store_of, "acct")
             assert metrics.last_error is not None and TAIL not in metrics.last_error
         # what is allowed still works: any case of "bearer", b64token with padding
         token_server.handler = lambda seen: token_reply(

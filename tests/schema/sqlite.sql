@@ -15,12 +15,6 @@ CREATE TABLE accounts (
     version         INTEGER NOT NULL DEFAULT 1,
     status          TEXT NOT NULL DEFAULT 'ok',
     status_message  TEXT,
-    jit_refreshes        INTEGER NOT NULL DEFAULT 0,
-    background_refreshes INTEGER NOT NULL DEFAULT 0,
-    failures             INTEGER NOT NULL DEFAULT 0,
-    last_refresh_at      REAL,
-    last_failure_at      REAL,
-    last_error           TEXT,
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL
 );
@@ -117,17 +111,6 @@ CREATE TABLE notify_state (
     window_end           REAL
 );
 
-CREATE TABLE notify_telemetry (
-    layer            TEXT PRIMARY KEY,
-    executions       INTEGER NOT NULL DEFAULT 0,
-    successes        INTEGER NOT NULL DEFAULT 0,
-    failures         INTEGER NOT NULL DEFAULT 0,
-    skips            INTEGER NOT NULL DEFAULT 0,
-    last_success_at  REAL,
-    last_failure_at  REAL,
-    last_skip_at     REAL,
-    last_error       TEXT
-);
 
 CREATE TABLE refresh_intents (
     account      TEXT PRIMARY KEY REFERENCES accounts(name) ON DELETE CASCADE,
@@ -138,13 +121,6 @@ CREATE TABLE refresh_intents (
     expires_at   REAL NOT NULL
 );
 
-CREATE TABLE refresh_latencies (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
-    at          REAL NOT NULL,
-    latency_ms  REAL NOT NULL
-);
-CREATE INDEX refresh_latencies_account ON refresh_latencies(account, id);
 
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
@@ -212,3 +188,42 @@ CREATE TABLE work_tags (
 );
 CREATE INDEX work_tags_tag ON work_tags(tag);
 INSERT INTO notify_state (id) VALUES (1);
+
+CREATE TABLE fresh_telemetry (
+    kind               TEXT NOT NULL,
+    key                TEXT NOT NULL,
+    layer              TEXT NOT NULL,          -- use | background | manual
+    executions         INTEGER NOT NULL DEFAULT 0,  -- successes + failures + skips
+    successes          INTEGER NOT NULL DEFAULT 0,
+    failures           INTEGER NOT NULL DEFAULT 0,
+    transient_failures INTEGER NOT NULL DEFAULT 0,  -- of the failures: retried later
+    person_failures    INTEGER NOT NULL DEFAULT 0,  -- of the failures: need a person (a login)
+    skips              INTEGER NOT NULL DEFAULT 0,
+    last_success_at    REAL,
+    last_failure_at    REAL,
+    last_skip_at       REAL,
+    last_error         TEXT,
+    latency_count      INTEGER NOT NULL DEFAULT 0,  -- successes whose latency was measured
+    latency_sum_ms     REAL NOT NULL DEFAULT 0,
+    -- cumulative histogram: refreshes that took at most that long
+    le_10ms  INTEGER NOT NULL DEFAULT 0,
+    le_25ms  INTEGER NOT NULL DEFAULT 0,
+    le_50ms  INTEGER NOT NULL DEFAULT 0,
+    le_100ms INTEGER NOT NULL DEFAULT 0,
+    le_250ms INTEGER NOT NULL DEFAULT 0,
+    le_500ms INTEGER NOT NULL DEFAULT 0,
+    le_1s    INTEGER NOT NULL DEFAULT 0,
+    le_2500ms INTEGER NOT NULL DEFAULT 0,
+    le_5s    INTEGER NOT NULL DEFAULT 0,
+    le_10s   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, key, layer)
+);
+
+CREATE TABLE fresh_states (
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,               -- canonical JSON
+    version     INTEGER NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+);

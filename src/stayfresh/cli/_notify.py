@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,9 @@ from ._foreground import foreground_layer as foreground_layer  # re-exported
 from ._human import duration, local
 from ._secrets import read_stdin_line
 from ._work import DURATION
+
+if TYPE_CHECKING:
+    from ..fresh import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +76,17 @@ def _delivery_json(row: DeliveryRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _echo_refresh(outcome: notify.RefreshOutcome, as_json: bool) -> None:
+def _echo_refresh(outcome: Outcome[notify.NotifyWindow], as_json: bool) -> None:
+    window = outcome.state
     if as_json:
         echo_json(outcome.to_json())
-    elif outcome.status == "ran" and outcome.result is not None:
-        r = outcome.result
-        extra = f", {outcome.left_out} left out (capacity)" if outcome.left_out else ""
-        click.echo(f"ran: {r.scheduled} pending from {r.rules} reminder(s){extra}")
+    elif outcome.status == "refreshed" and window is not None and window.result is not None:
+        r = window.result
+        extra = f", {window.left_out} left out (capacity)" if window.left_out else ""
+        click.echo(f"refreshed: {r.scheduled} pending from {r.rules} reminder(s){extra}")
     elif outcome.status == "skipped":
         click.echo("skipped: another refresh holds the scheduling lock")
-    elif outcome.status == "not_needed":
+    elif outcome.status in ("fresh", "joined"):
         click.echo(f"not needed: {outcome.reason}")
     if outcome.status == "failed":
         click.echo(f"error: refresh failed: {outcome.error}", err=True)

@@ -161,7 +161,7 @@ class Downloader(ApiJob[DownloadProgress]):
 
     def download(self, name: str, item_id: str, dest: str | os.PathLike[str]) -> DownloadResult:
         """Download ``item_id`` into the folder ``dest``; resume a partial file if present."""
-        lock = self.store.refresh_lock(download_work_name(name, item_id))
+        lock = self.store.lock("download", download_work_name(name, item_id))
         if not lock.acquire(timeout=0):
             raise TransientError(f"{item_id} of {name!r} is already being downloaded")
         try:

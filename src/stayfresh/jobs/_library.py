@@ -37,7 +37,6 @@ from ..store import LibrarySyncRow, NewLibraryItem
 from ..tokens import BACKGROUND_THRESHOLD, Account, Keeper, default_keeper
 from ..work import Result, WorkerContext
 from ._api import ApiJob
-from ._lifecycle import library_sync_work_name
 from ._sources import LibraryError, LibrarySource, Page, Position, source_for
 from ._token_refresh import work_keeper
 
@@ -147,7 +146,7 @@ class LibrarySync(ApiJob[SyncProgress]):
 
     def run(self, account: str) -> SyncStats:
         """Sync ``account`` now; raise :class:`SyncBusy` if it is already being synced."""
-        lock = self.store.refresh_lock(library_sync_work_name(account))
+        lock = self.store.lock("library-sync", account)
         if not lock.acquire(timeout=0):
             raise SyncBusy(f"a library sync of {account!r} is already running")
         try:

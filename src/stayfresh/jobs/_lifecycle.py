@@ -28,6 +28,7 @@ import logging
 from typing import Any, Literal
 
 from ..errors import AccountNotFound
+from ..fresh import store_input
 from ..store import Store
 from ..tokens.internal import SECRET_CONFIG_KEYS
 from ..work import (
@@ -40,7 +41,7 @@ from ..work import (
     min_interval,
 )
 from ._settings import Settings, load_settings
-from ._token_refresh import TOKEN_REFRESH_WORKER, forget_cached, store_input
+from ._token_refresh import TOKEN_REFRESH_WORKER, forget_cached
 
 log = logging.getLogger(__name__)
 

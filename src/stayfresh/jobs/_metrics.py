@@ -9,7 +9,6 @@ accounts are named, tokens never appear. Needs ``pip install 'stayfresh[metrics]
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -18,20 +17,20 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from ..store import Store
-from ..tokens import describe_all
+from ..store import LATENCY_BUCKETS_MS, Store
 from ..work import WorkManager, WorkState
 from ..work.internal import waker_for
 from ._status import collect_status, health_problems
 
 log = logging.getLogger(__name__)
-
-
-def _seconds(iso: str | None) -> float | None:
-    return None if iso is None else dt.datetime.fromisoformat(iso).timestamp()
 
 
 class StoreCollector(Collector):
@@ -45,7 +44,7 @@ class StoreCollector(Collector):
         now = self.clock()
         yield from self._accounts(now)
         yield from self._works(now)
-        yield from self._notify(now)
+        yield from self._fresh(now)
         daemons = GaugeMetricFamily(
             "stayfresh_daemons", "Daemons that answered a wake-up for this database."
         )
@@ -53,17 +52,6 @@ class StoreCollector(Collector):
         yield daemons
 
     def _accounts(self, now: float) -> Iterator[Metric]:
-        refreshes = CounterMetricFamily(
-            "stayfresh_account_refreshes", "Token refreshes, by layer.", labels=["account", "layer"]
-        )
-        failures = CounterMetricFamily(
-            "stayfresh_account_refresh_failures", "Failed refreshes.", labels=["account"]
-        )
-        latency = GaugeMetricFamily(
-            "stayfresh_account_refresh_latency_seconds",
-            "Refresh latency over recent refreshes, by statistic.",
-            labels=["account", "stat"],
-        )
         expiry = GaugeMetricFamily(
             "stayfresh_account_token_expiry_seconds",
             "Seconds until the access token expires (negative: expired).",
@@ -73,20 +61,11 @@ class StoreCollector(Collector):
             "stayfresh_account_needs_login", "1 when the account needs a new sign-in.",
             labels=["account"],
         )  # fmt: skip
-        for account in describe_all(self.store, now=now):
-            name, metrics = account["name"], account["metrics"]
-            refreshes.add_metric([name, "jit"], metrics["jit_refreshes"])
-            refreshes.add_metric([name, "background"], metrics["background_refreshes"])
-            failures.add_metric([name], metrics["failures"])
-            for stat in ("avg", "p95"):
-                value = metrics[f"{stat}_latency_ms"]
-                if value is not None:
-                    latency.add_metric([name, stat], value / 1000)
-            expires_at = _seconds(account["expires_at"])
-            if expires_at is not None:
-                expiry.add_metric([name], expires_at - now)
-            needs_login.add_metric([name], 1 if account["status"] == "needs_login" else 0)
-        yield from (refreshes, failures, latency, expiry, needs_login)
+        for row in self.store.list_accounts():
+            if row.tokens.expires_at is not None:
+                expiry.add_metric([row.name], row.tokens.expires_at - now)
+            needs_login.add_metric([row.name], 1 if row.status == "needs_login" else 0)
+        yield from (expiry, needs_login)
 
     def _works(self, now: float) -> Iterator[Metric]:
         state = GaugeMetricFamily(
@@ -116,26 +95,47 @@ class StoreCollector(Collector):
                 outcome.add_metric([name, info.last_outcome], 1)
         yield from (state, attempt, lateness, outcome)
 
-    def _notify(self, now: float) -> Iterator[Metric]:
-        families = {
-            key: CounterMetricFamily(
-                f"stayfresh_notify_{key}",
-                f"Notification refresh {key}, by layer.",
-                labels=["layer"],
+    def _fresh(self, now: float) -> Iterator[Metric]:
+        """Every state kept fresh (tokens, the notification window, users' kinds), by layer."""
+        labels = ["kind", "key", "layer"]
+        counters = {
+            field: CounterMetricFamily(f"stayfresh_refresh_{name}", text, labels=labels)
+            for field, name, text in (
+                ("executions", "executions", "Executions of a refresh layer."),
+                ("successes", "successes", "Successful refreshes."),
+                ("skips", "skips", "Executions that found another caller refreshing."),
             )
-            for key in ("executions", "successes", "failures", "skips")
         }
-        since = GaugeMetricFamily(
-            "stayfresh_notify_seconds_since_success",
-            "Seconds since the layer's last successful reschedule.",
-            labels=["layer"],
+        failures = CounterMetricFamily(
+            "stayfresh_refresh_failures",
+            "Failed refreshes, by reason: transient (retried), needs_person, other.",
+            labels=[*labels, "reason"],
         )
-        for row in self.store.notify_telemetry():
-            for key, family in families.items():
-                family.add_metric([row.layer], getattr(row, key))
+        latency = HistogramMetricFamily(
+            "stayfresh_refresh_latency_seconds", "Time a successful refresh took.", labels=labels
+        )
+        since = GaugeMetricFamily(
+            "stayfresh_refresh_seconds_since_success",
+            "Seconds since the layer's last successful refresh.",
+            labels=labels,
+        )
+        for row in self.store.fresh_telemetry():
+            values = [row.kind, row.key, row.layer]
+            for field, family in counters.items():
+                family.add_metric(values, getattr(row, field))
+            other = row.failures - row.transient_failures - row.person_failures
+            for reason, count in (("transient", row.transient_failures),
+                                  ("needs_person", row.person_failures), ("other", other)):  # fmt: skip
+                failures.add_metric([*values, reason], count)
+            buckets = [
+                (f"{b / 1000:g}", c) for b, c in zip(LATENCY_BUCKETS_MS, row.buckets, strict=True)
+            ]
+            latency.add_metric(
+                values, [*buckets, ("+Inf", row.latency_count)], row.latency_sum_ms / 1000
+            )
             if row.last_success_at is not None:
-                since.add_metric([row.layer], now - row.last_success_at)
-        yield from (*families.values(), since)
+                since.add_metric(values, now - row.last_success_at)
+        yield from (*counters.values(), failures, latency, since)
 
 
 def registry_for(store: Store) -> CollectorRegistry:

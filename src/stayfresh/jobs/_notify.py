@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import threading
 import time
 from typing import Any
 
+from ..fresh import store_of
 from ..notify import BACKGROUND_TASK_INTERVAL_HOURS, NOTIFICATION_REFRESH_TASK, deliver_due, refresh
-from ..store import Store, open_store
+from ..store import Store
 from ..work import (
     ExistingPeriodicWorkPolicy,
     ExistingWorkPolicy,
@@ -50,23 +49,6 @@ REFRESH_WORKER = "stayfresh.notify-refresh"
 DELIVER_WORKER = "stayfresh.notify-deliver"
 DELIVERY_PREFIX = "notify-deliver@"
 DELIVERY_TAG = "notify-delivery"
-
-_stores: dict[tuple[int, str], Store] = {}
-_stores_lock = threading.Lock()
-
-
-def _store_for(ctx: WorkerContext) -> Store:
-    """The runner's store; else the store named in the work's input, opened once per process."""
-    if ctx.store is not None:
-        return ctx.store
-    location = str(ctx.input.get("db") or "")
-    key = (os.getpid(), location)
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = open_store(location or None)
-            _stores[key] = store
-        return store
 
 
 def schedule_delivery(store: Store, now: float) -> WorkInfo | None:
@@ -94,7 +76,7 @@ def schedule_delivery(store: Store, now: float) -> WorkInfo | None:
 
 def deliver_worker(ctx: WorkerContext) -> Result:
     """Deliver what is due, then schedule the delivery work for the next due moment."""
-    store = _store_for(ctx)
+    store = store_of(ctx)
     report = deliver_due(store)
     log.info("delivery pass: %s", report)
     for _ in range(3):  # something became due while we were sending: go on before re-enqueueing
@@ -107,13 +89,13 @@ def deliver_worker(ctx: WorkerContext) -> Result:
 
 def refresh_worker(ctx: WorkerContext) -> Result:
     """ADR-007's background task: always reschedule; a failure is retried with backoff."""
-    store = _store_for(ctx)
+    store = store_of(ctx)
     log.info("BACKGROUND_TASK: %s run (attempt %d)", ctx.name, ctx.run_attempt)
-    outcome = refresh(store, "background")
+    outcome = refresh(store, "background")  # layer 2 of stayfresh.fresh, forced
     if outcome.status == "failed":
         log.error("BACKGROUND_TASK: failed to refresh notifications: %s", outcome.error)
         return Result.retry()
-    if outcome.ran:  # explicit, so a runner without the reschedule hook still delivers
+    if outcome.status == "refreshed":  # explicit: a runner without the reschedule hook delivers
         schedule_delivery(store, time.time())
     return Result.success(outcome.to_json())
 

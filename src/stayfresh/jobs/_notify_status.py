@@ -10,7 +10,8 @@ from ..notify import NotifyConfig
 from ..store import Store
 from ._notify import background_work, pending_delivery_works
 
-LAYERS = ("foreground", "background", "manual")
+#: how ``notify status`` names the layers of the window's telemetry (layer 1 is "foreground")
+LAYERS = {"foreground": "use", "background": "background", "manual": "manual"}
 
 
 def _iso(ts: float | None) -> str | None:
@@ -24,11 +25,11 @@ def _since(ts: float | None, now: float) -> float | None:
 def notify_status(store: Store, *, now: float) -> dict[str, Any]:
     """Everything ``notify status`` shows, as JSON-ready data (times in ISO 8601 UTC)."""
     fresh = store.notify_freshness()
-    telemetry = {row.layer: row for row in store.notify_telemetry()}
+    telemetry = {row.layer: row for row in store.fresh_telemetry("notify", "window")}
     layers: dict[str, Any] = {}
-    for layer in LAYERS:
+    for label, layer in LAYERS.items():
         row = telemetry.get(layer)
-        layers[layer] = {
+        layers[label] = {
             "executions": row.executions if row else 0,
             "successes": row.successes if row else 0,
             "failures": row.failures if row else 0,

@@ -34,21 +34,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import threading
-from pathlib import Path
 from typing import Any
 
-from ..errors import (
-    AccountNotFound,
-    ConfigError,
-    ProviderError,
-    ReauthRequired,
-    TransientError,
-    login_hint,
-)
-from ..store import Store, open_store
-from ..tokens import Account, Keeper, default_keeper, refresh_deadline
+from ..errors import AccountNotFound, ConfigError, ReauthRequired, login_hint
+from ..fresh import background_check, drop_fresh, fresh_for, store_of, use_fresh, verdict
+from ..fresh.internal import registered
+from ..store import Store
+from ..tokens import Account, Keeper, TokenKind, default_keeper, refresh_deadline
 from ..tokens.internal import secret_prefix
 from ..work import Result, WorkerContext
 
@@ -59,16 +51,6 @@ TOKEN_REFRESH_WORKER = "stayfresh.token-refresh"
 #: the seed's threshold for the backup check
 TOKEN_REFRESH_THRESHOLD = dt.timedelta(minutes=30)
 
-_keepers: dict[int, Keeper] = {}
-_keepers_by_db: dict[str, Keeper] = {}
-_stores: dict[tuple[int, str], Store] = {}
-_keepers_guard = threading.Lock()
-
-
-def _db_key(store: Store) -> str | None:
-    path = getattr(store, "path", None)
-    return str(path) if isinstance(path, Path) else None
-
 
 def use_keeper(keeper: Keeper) -> None:
     """Make background works on ``keeper.store``'s database use ``keeper``.
@@ -77,20 +59,12 @@ def use_keeper(keeper: Keeper) -> None:
     (a proxy, a CA bundle, a test clock): the worker then shares its cache,
     single flight and HTTP client. Undo with :func:`drop_keeper`.
     """
-    with _keepers_guard:
-        _keepers[id(keeper.store)] = keeper
-        key = _db_key(keeper.store)
-        if key is not None:
-            _keepers_by_db[key] = keeper
+    use_fresh(keeper)
 
 
 def drop_keeper(keeper: Keeper) -> None:
     """Stop using ``keeper`` for background works (the next work makes its own)."""
-    with _keepers_guard:
-        for store_id in [k for k, v in _keepers.items() if v is keeper]:
-            del _keepers[store_id]
-        for db in [k for k, v in _keepers_by_db.items() if v is keeper]:
-            del _keepers_by_db[db]
+    drop_fresh(keeper)
 
 
 def keeper_for(store: Store | None) -> Keeper:
@@ -104,64 +78,25 @@ def keeper_for(store: Store | None) -> Keeper:
     """
     if store is None:
         return default_keeper()
-    key = _db_key(store)
-    with _keepers_guard:
-        found = _keepers.get(id(store))
-        if found is not None and found.store is store:
-            return found
-        found = _keepers_by_db.get(key) if key is not None else None
-        if found is None:
-            found = Keeper(store)
-            if key is not None:
-                _keepers_by_db[key] = found
-        _keepers[id(store)] = found
-        return found
+    found = fresh_for(store, _TOKENS, Keeper)
+    assert isinstance(found, Keeper)
+    return found
 
 
-def store_input(store: Store) -> dict[str, str]:
-    """The ``db`` input that tells a worker which database its work came from.
-
-    The engine does not hand workers their runner's store, and a daemon
-    started with ``--db PATH`` (as an installed service is) does not share
-    that path with the default keeper; so works carry the SQLite path.
-    Stores without a reopenable path (PostgreSQL's label has no password)
-    carry nothing and rely on the default keeper.
-    """
-    path = getattr(store, "path", None)
-    return {"db": str(path)} if isinstance(path, Path) else {}
+_TOKENS = TokenKind()
 
 
 def work_keeper(ctx: WorkerContext) -> Keeper:
     """The keeper for a running work: the runner's store, else the work's ``db``, else the default."""
-    store: Store | None = ctx.store
-    if store is None:
-        db = ctx.input.get("db")
-        if isinstance(db, str) and db:
-            with _keepers_guard:
-                registered = _keepers_by_db.get(str(Path(db).expanduser().absolute()))
-            if registered is not None:
-                return registered
-            store = _open_store(db)
-    return keeper_for(store)
-
-
-def _open_store(db: str) -> Store:
-    if not Path(db).is_file():
-        raise ConfigError(f"the database {db} of this work no longer exists")
-    key = (os.getpid(), db)
-    with _keepers_guard:
-        found = _stores.get(key)
-        if found is None:
-            found = _stores[key] = open_store(db)
-        return found
+    if ctx.store is None and not ctx.input.get("db"):
+        return default_keeper()
+    return keeper_for(store_of(ctx))
 
 
 def forget_cached(name: str) -> None:
     """Drop what this process's background keepers remember of ``name`` (after logout)."""
-    with _keepers_guard:
-        keepers = {id(k): k for k in [*_keepers.values(), *_keepers_by_db.values()]}
-    for keeper in keepers.values():
-        keeper.forget(name)
+    for fresh in registered(_TOKENS):
+        fresh.forget(name)
 
 
 def _load(store: Store, name: str) -> Account:
@@ -230,7 +165,12 @@ def _needs_login(name: str, account: Account) -> Result:
 
 
 def refresh_account(keeper: Keeper, name: str) -> Result:
-    """One backup check of account ``name`` (the worker's body, callable without the engine)."""
+    """One backup check of account ``name`` (the worker's body, callable without the engine).
+
+    Layer 2 of :mod:`stayfresh.fresh` — :func:`~stayfresh.fresh.background_check`,
+    the same ``ensure`` as on use — with the seed's log lines, its messages and
+    the needs-login announcement around it.
+    """
     log.info("Token refresh worker started for %s", name)
     try:
         account = _load(keeper.store, name)
@@ -238,51 +178,42 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
         message = f"account {name} does not exist; cancel this work or add the account"
         log.warning("%s", message)
         return Result.failure({"account": name, "message": message})
-    if account.needs_login:
-        log.info("%s needs a login; not contacting the provider", name)
-        failed = _needs_login(name, account)
-        # found by the just-in-time layer (or another process) first: announced here, once
-        announce_account(
-            keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
-        )
-        return failed
     tokens = account.tokens
-    log.info("Loaded refresh_token from DB: %s", secret_prefix(tokens.refresh_token))
-    now = keeper.clock()
-    expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
-    log.info("Token expires at: %s (%s)", expiry, _hours(_seconds_left(account, now)))
-    stale = now >= refresh_deadline(tokens, TOKEN_REFRESH_THRESHOLD.total_seconds())
-    if stale:
-        log.info("Token expiring soon (< 30 minutes), triggering refresh")
-    try:
-        result = keeper.ensure_valid_token(name, TOKEN_REFRESH_THRESHOLD, background=True)
-    except ReauthRequired:
-        after = _load(keeper.store, name)
-        failed = _needs_login(name, after)
+    if not account.needs_login:
+        log.info("Loaded refresh_token from DB: %s", secret_prefix(tokens.refresh_token))
+        now = keeper.clock()
+        expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
+        log.info("Token expires at: %s (%s)", expiry, _hours(_seconds_left(account, now)))
+        if now >= refresh_deadline(tokens, TOKEN_REFRESH_THRESHOLD.total_seconds()):
+            log.info("Token expiring soon (< 30 minutes), triggering refresh")
+    else:
+        log.info("%s needs a login; not contacting the provider", name)
+    outcome = background_check(keeper, name)
+    decided = verdict(keeper.kind, outcome)
+    if decided == "failure" and isinstance(outcome.error, ReauthRequired):
+        failed = _needs_login(name, _load(keeper.store, name))
+        # found here or by the just-in-time layer (or another process) first: announced once
         announce_account(
             keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
         )
         return failed
-    except TransientError as exc:
-        log.warning("%s: token refresh failed, will retry with backoff: %s", name, exc)
-        return Result.retry()
-    except ProviderError as exc:
-        message = f"the provider refused the refresh of {name}: {exc}"
+    if decided == "failure":
+        message = f"the provider refused the refresh of {name}: {outcome.error}"
         log.warning("%s", message)
         return Result.failure({"account": name, "message": message})
-    if not result.was_refreshed and now >= refresh_deadline(
-        result.tokens, TOKEN_REFRESH_THRESHOLD.total_seconds()
-    ):
-        # the keeper hands back a still-usable token when a refresh fails; the
-        # account's state tells why, and the safety net must not call it a success
-        return _after_quiet_failure(keeper, name)
+    if decided == "retry":
+        log.warning("%s: token refresh failed, will retry with backoff: %s", name, outcome.error)
+        return Result.retry()
     announce_account(keeper.store, name, needs_login=False)  # a no-op unless it had been lost
+    result = outcome.state
+    assert result is not None
     output: dict[str, Any] = {
         "account": name,
-        "refreshed": result.was_refreshed,
-        "expires_at": result.expires_at.isoformat() if result.expires_at else None,
+        "refreshed": outcome.changed,
+        "status": outcome.status,
+        "expires_at": result.tokens.expires_at.isoformat() if result.tokens.expires_at else None,
     }
-    if not result.was_refreshed:
+    if not outcome.changed:
         log.info("Token still valid, no refresh needed")
         return Result.success(output)
     if result.tokens.refresh_token == tokens.refresh_token:
@@ -291,18 +222,6 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
         log.info("Provider rotated the refresh token")
     log.info("Token refresh complete. New expiry: %s", output["expires_at"] or "unknown")
     return Result.success(output)
-
-
-def _after_quiet_failure(keeper: Keeper, name: str) -> Result:
-    account = _load(keeper.store, name)
-    if account.needs_login:
-        failed = _needs_login(name, account)
-        announce_account(
-            keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])
-        )
-        return failed
-    log.warning("%s: token refresh failed (current token still usable); will retry", name)
-    return Result.retry()
 
 
 def token_refresh_worker(ctx: WorkerContext) -> Result:

@@ -9,8 +9,8 @@ of the next two days of pending notifications, rebuilt as a whole by
 - the **background layer** — the periodic work ``NOTIFICATION_REFRESH_TASK``
   every 3 hours (``stayfresh.jobs.enable_background``), which always reschedules;
 
-both through one cross-process lock (:func:`with_scheduling_lock`: skip, not
-queue). The daemon delivers each notification at its time through the
+both through one cross-process lock (skip, not queue): the window is a kind
+of state kept fresh by :mod:`stayfresh.fresh` (:class:`WindowKind`). The daemon delivers each notification at its time through the
 configured sinks (log, Apprise URLs, desktop), recorded so it is never sent
 twice. This package never imports the work engine: the works of both layers
 and of delivery live in :mod:`stayfresh.jobs`; :func:`stayfresh.jobs.install`
@@ -31,19 +31,15 @@ if TYPE_CHECKING:
         NOTIFICATION_WINDOW,
         NotifyConfig,
     )
-    from ._decision import NOTIFICATION_REFRESH_HOURS, reschedule_needed, window_decision
+    from ._decision import (
+        NOTIFICATION_REFRESH_HOURS,
+        reschedule_needed,
+        window_bounds,
+        window_decision,
+    )
     from ._deliver import DeliveryReport, deliver_due, retry_time
     from ._hooks import add_reschedule_hook
-    from ._refresh import (
-        Decision,
-        LockResult,
-        RefreshOutcome,
-        on_app_start,
-        refresh,
-        refresh_decision,
-        reschedule,
-        with_scheduling_lock,
-    )
+    from ._refresh import NotifyWindow, WindowKind, on_app_start, refresh, reschedule
     from ._rrule import normalize_rrule
     from ._rules import compile_rule, describe, make_rule, occurrences
     from ._sinks import AppriseSink, DesktopSink, LogSink, Sink, SinkError, check_target, sink_for
@@ -61,6 +57,7 @@ else:
             "BACKGROUND_TASK_INTERVAL_HOURS": "._config",
             "NOTIFICATION_REFRESH_HOURS": "._decision",
             "reschedule_needed": "._decision",
+            "window_bounds": "._decision",
             "window_decision": "._decision",
             "NOTIFICATION_REFRESH_TASK": "._config",
             "NOTIFICATION_WINDOW": "._config",
@@ -68,15 +65,12 @@ else:
             "DeliveryReport": "._deliver",
             "deliver_due": "._deliver",
             "retry_time": "._deliver",
-            "Decision": "._refresh",
-            "LockResult": "._refresh",
-            "RefreshOutcome": "._refresh",
             "add_reschedule_hook": "._hooks",
+            "NotifyWindow": "._refresh",
+            "WindowKind": "._refresh",
             "on_app_start": "._refresh",
             "refresh": "._refresh",
-            "refresh_decision": "._refresh",
             "reschedule": "._refresh",
-            "with_scheduling_lock": "._refresh",
             "normalize_rrule": "._rrule",
             "compile_rule": "._rules",
             "describe": "._rules",
@@ -101,17 +95,16 @@ __all__ = [
     "NOTIFICATION_REFRESH_TASK",
     "NOTIFICATION_WINDOW",
     "AppriseSink",
-    "Decision",
     "DeliveryReport",
     "DesktopSink",
-    "LockResult",
     "LogSink",
     "NotifyConfig",
-    "RefreshOutcome",
+    "NotifyWindow",
     "RuleTooExpensive",
     "Sink",
     "SinkError",
     "WindowBudgetExceeded",
+    "WindowKind",
     "WindowPlan",
     "WorkBudget",
     "add_reschedule_hook",
@@ -126,11 +119,10 @@ __all__ = [
     "on_app_start",
     "parse_when",
     "refresh",
-    "refresh_decision",
     "reschedule",
     "reschedule_needed",
     "retry_time",
     "sink_for",
+    "window_bounds",
     "window_decision",
-    "with_scheduling_lock",
 ]

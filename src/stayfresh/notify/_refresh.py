@@ -1,26 +1,25 @@
-"""The two refresh layers, the scheduling lock, and the full reschedule.
+"""The notification window as a kind of state kept fresh: both layers, one lock.
 
-ADR-007 in Python:
+ADR-007 on the common core (:mod:`stayfresh.fresh`): the window is a
+:class:`WindowKind` — stale when the reminders changed since it was built, or
+4 hours (:data:`NOTIFICATION_REFRESH_HOURS`) after the last reschedule; in
+*skip* mode (a caller that finds the lock held returns at once, marked
+``skipped``: the holder is producing the very window it wanted); not kept in
+memory (another process may change the reminders at any time).
 
-- :func:`with_scheduling_lock` — one lock shared by every caller in every
-  process; a caller that finds it held returns at once, marked skipped
-  (skip, not queue: the holder is producing the very window the second
-  caller wanted).
 - :func:`reschedule` — cancel all pending, compute, schedule fresh, in one
   store transaction.
-- :func:`on_app_start` — the foreground layer: reschedule when 4 hours
-  (:data:`NOTIFICATION_REFRESH_HOURS`) have passed since the last successful
-  reschedule, or when the reminders changed since. Cheap when nothing is due:
-  one read. It runs inside whatever command the user typed, so its
-  expansion has a budget (:meth:`WorkBudget.foreground`, work and time):
-  past it, it gives up with a warning, changes nothing, and leaves the
-  reschedule to the background layer, which has no such limit (each rule
-  still has its own, see :mod:`._budget`).
+- :func:`on_app_start` — layer 1, the foreground: reschedule only when the
+  window is stale. Cheap when it is not: one read. It runs inside whatever
+  command the user typed, so its expansion has a budget
+  (:meth:`WorkBudget.foreground`, work and time): past it, it gives up with a
+  warning, changes nothing, and leaves the reschedule to the background
+  layer, which has no such limit (each rule still has its own, see :mod:`._budget`).
 - :func:`refresh` — what the background layer (and ``notify refresh``) calls:
   always reschedules, through the lock.
 
-Every decision is logged, and each layer's executions, successes, failures
-and skips are counted in the store (telemetry, ADR-007's monitoring list).
+Every decision is logged; every execution is counted in the store's
+telemetry under ``("notify", "window", layer)``.
 """
 
 from __future__ import annotations
@@ -29,112 +28,123 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Generic, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
+from ..fresh import Call, Flow, Fresh, Kind, Layer, Outcome, Request
 from ..store import NotifyFreshness, PendingRow, RescheduleResult, RuleRow, Store
 from ._budget import WindowBudgetExceeded, WorkBudget
 from ._config import NotifyConfig
-from ._decision import NOTIFICATION_REFRESH_HOURS, window_decision
+from ._decision import NOTIFICATION_REFRESH_HOURS, window_bounds, window_decision
 from ._hooks import after_reschedule
 from ._window import WindowPlan, compute_window
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Layer = Literal["foreground", "background", "manual"]
-Status = Literal["ran", "skipped", "not_needed", "failed"]
+#: the one notification window's key in the store's lock and telemetry
+WINDOW = "window"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class LockResult(Generic[T]):
-    """What :func:`with_scheduling_lock` returns: whether ``fn`` ran, and its value."""
+class NotifyWindow:
+    """The window's state: its freshness, and what the reschedule that made it did."""
 
-    ran: bool
-    value: T | None = None
-
-
-def with_scheduling_lock(store: Store, fn: Callable[[], T]) -> LockResult[T]:
-    """Run ``fn`` holding the scheduling lock, or return at once (``ran=False``) if it is held."""
-    lock = store.notify_scheduling_lock()
-    if not lock.acquire(0):
-        log.info("scheduling lock held by another caller: skipping (skip, not queue)")
-        return LockResult(False)
-    try:
-        return LockResult(True, fn())
-    finally:
-        lock.release()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Decision:
-    """Whether the foreground layer should reschedule, and why (for the log)."""
-
-    needed: bool
-    reason: str
-
-
-def refresh_decision(
-    fresh: NotifyFreshness,
-    now: float,
-    *,
-    every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
-) -> Decision:
-    """The foreground layer's test (ADR-007's ``shouldRescheduleNotifications``), pure."""
-    return Decision(*window_decision(fresh, now, every.total_seconds()))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RefreshOutcome:
-    """What one call of a layer did."""
-
-    layer: Layer
-    status: Status
-    reason: str
-    at: dt.datetime
+    freshness: NotifyFreshness
     result: RescheduleResult | None = None
     left_out: int = 0
-    error: str | None = None
 
-    @property
-    def ran(self) -> bool:
-        return self.status == "ran"
-
-    @property
-    def skipped(self) -> bool:
-        return self.status == "skipped"
-
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         r = self.result
         return {
-            "layer": self.layer,
-            "status": self.status,
-            "reason": self.reason,
-            "at": self.at.isoformat(),
             "scheduled": r.scheduled if r else None,
             "cancelled": r.cancelled if r else None,
             "overdue_kept": r.overdue_kept if r else None,
             "rules": r.rules if r else None,
             "left_out": self.left_out,
-            "error": self.error,
         }
 
 
-def _now(now: dt.datetime | float | None) -> dt.datetime:
+class WindowKind(Kind[NotifyWindow]):
+    """The notification window: what is specific to it (see the module's text)."""
+
+    name = "notify"
+    mode = "skip"
+    cache = False
+
+    def __init__(
+        self,
+        *,
+        every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
+        budget: WorkBudget | None = None,
+        config: NotifyConfig | None = None,
+    ) -> None:
+        self.within = every.total_seconds()
+        self.budget = budget
+        self.config = config
+
+    def load(self, store: Store, key: str) -> NotifyWindow:
+        return NotifyWindow(store.notify_freshness())
+
+    def _bounds(self, state: NotifyWindow, within: float) -> tuple[float, float]:
+        f = state.freshness
+        return window_bounds(
+            f.last_reschedule_at, f.rules_version, f.window_rules_version, f.has_rules, within
+        )
+
+    def stale_from(self, state: NotifyWindow, within: float) -> float:
+        return self._bounds(state, within)[1]
+
+    def fresh_from(self, state: NotifyWindow) -> float:
+        return self._bounds(state, self.within)[0]
+
+    def version(self, state: NotifyWindow) -> tuple[float | None, int]:
+        return state.freshness.last_reschedule_at, state.freshness.window_rules_version
+
+    def reason(self, state: NotifyWindow, within: float, now: float) -> str:
+        return window_decision(state.freshness, now, within)[1]
+
+    def refresh(
+        self, store: Store, key: str, state: NotifyWindow, request: Request
+    ) -> Flow[NotifyWindow]:
+        now = dt.datetime.fromtimestamp(request.clock(), dt.UTC)
+        budget = self.budget if request.layer == "use" else None
+        label = "foreground" if request.layer == "use" else request.layer  # ADR-007's names
+        try:
+            result, window = yield Call(
+                reschedule,
+                (store,),
+                {"now": now, "layer": label, "config": self.config, "budget": budget},
+            )
+        except WindowBudgetExceeded as exc:  # expected of bad rules: no traceback
+            log.warning(
+                "%s layer gave up, nothing changed; the background layer will reschedule: %s",
+                label, exc,
+            )  # fmt: skip
+            raise
+        except Exception:
+            log.exception("%s layer: reschedule failed", label)
+            raise
+        fresh = yield Call(store.notify_freshness)
+        return NotifyWindow(fresh, result, len(window.left_out))
+
+
+def _clock(now: dt.datetime | float | None) -> Any:
     if now is None:
-        return dt.datetime.now(dt.UTC)
+        return time.time
     if isinstance(now, int | float):
-        return dt.datetime.fromtimestamp(now, dt.UTC)
-    if now.tzinfo is None:
+        at = float(now)
+    elif now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    return now.astimezone(dt.UTC)
+    else:
+        at = now.timestamp()
+    return lambda: at
 
 
 def reschedule(
     store: Store,
     *,
     now: dt.datetime,
-    layer: Layer,
+    layer: str,
     config: NotifyConfig | None = None,
     budget: WorkBudget | None = None,
 ) -> tuple[RescheduleResult, WindowPlan]:
@@ -154,7 +164,7 @@ def reschedule(
         return window.rows
 
     started = time.perf_counter()
-    result = store.reschedule_notifications(plan, now=now.timestamp(), layer=layer)
+    result = store.reschedule_notifications(plan, now=now.timestamp())
     window = plans[-1]
     log.info(
         "%s reschedule: %d rule(s) → %d pending in the next %s, %d cancelled, %d overdue kept (%.1f ms)",
@@ -184,56 +194,13 @@ def reschedule(
     return result, window
 
 
-def _locked_refresh(
-    store: Store,
-    layer: Layer,
-    now: dt.datetime,
-    reason: str,
-    recheck: dt.timedelta | None,
-    budget: WorkBudget | None = None,
-) -> RefreshOutcome:
-    def work() -> RefreshOutcome:
-        if recheck is not None:  # another process may have rescheduled meanwhile
-            decision = refresh_decision(store.notify_freshness(), now.timestamp(), every=recheck)
-            if not decision.needed:
-                log.info(
-                    "%s layer: no longer needed after taking the lock: %s", layer, decision.reason
-                )
-                return RefreshOutcome(layer, "not_needed", decision.reason, now)
-        result, window = reschedule(store, now=now, layer=layer, budget=budget)
-        return RefreshOutcome(layer, "ran", reason, now, result, len(window.left_out))
-
-    try:
-        locked = with_scheduling_lock(store, work)
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"[:500]
-        if isinstance(exc, WindowBudgetExceeded):  # expected of bad rules: no traceback
-            log.warning(
-                "%s layer gave up, nothing changed; the background layer will reschedule: %s",
-                layer, exc,
-            )  # fmt: skip
-        else:
-            log.exception("%s layer: reschedule failed", layer)
-        try:
-            store.record_notify_layer(layer, "failure", at=now.timestamp(), error=message)
-        except Exception:
-            log.exception("%s layer: could not record the failure", layer)
-        return RefreshOutcome(layer, "failed", reason, now, error=message)
-    if not locked.ran:
-        store.record_notify_layer(layer, "skip", at=now.timestamp())
-        log.info("%s layer: skipped, another caller holds the scheduling lock", layer)
-        return RefreshOutcome(layer, "skipped", "another caller holds the scheduling lock", now)
-    assert locked.value is not None
-    return locked.value
-
-
 def refresh(
     store: Store, layer: Layer = "manual", *, now: dt.datetime | float | None = None
-) -> RefreshOutcome:
+) -> Outcome[NotifyWindow]:
     """Reschedule now through the lock, always (the background layer and ``notify refresh``)."""
-    when = _now(now)
     log.info("%s layer: refresh requested; always reschedules", layer)
-    return _locked_refresh(store, layer, when, f"{layer} refresh always reschedules", recheck=None)
+    fresh = Fresh(WindowKind(), store, clock=_clock(now))
+    return fresh.ensure(WINDOW, force=True, layer=layer)
 
 
 def on_app_start(
@@ -242,21 +209,14 @@ def on_app_start(
     now: dt.datetime | float | None = None,
     every: dt.timedelta = dt.timedelta(hours=NOTIFICATION_REFRESH_HOURS),
     budget: WorkBudget | None = None,
-) -> RefreshOutcome:
-    """The foreground layer: call when the application starts or comes to the foreground.
+) -> Outcome[NotifyWindow]:
+    """Layer 1: call when the application starts or comes to the foreground.
 
-    Reschedules (through the lock) when ``every`` (4 h) has passed since the
-    last successful reschedule or the reminders changed; otherwise returns
-    ``not_needed`` after one read, writing nothing. The expansion runs under
-    ``budget`` (default :meth:`WorkBudget.foreground`); when it runs out the
-    outcome is ``failed``, logged as a warning, and nothing has changed.
+    Reschedules (through the lock) when the window is stale — ``every`` (4 h)
+    passed since the last reschedule, or the reminders changed; otherwise
+    returns ``fresh`` after one read, writing nothing. The expansion runs
+    under ``budget`` (default :meth:`WorkBudget.foreground`); when it runs out
+    the outcome is ``failed``, logged as a warning, and nothing has changed.
     """
-    when = _now(now)
-    decision = refresh_decision(store.notify_freshness(), when.timestamp(), every=every)
-    if not decision.needed:
-        log.debug("foreground layer: not needed: %s", decision.reason)
-        return RefreshOutcome("foreground", "not_needed", decision.reason, when)
-    log.info("foreground layer: reschedule needed: %s", decision.reason)
-    return _locked_refresh(
-        store, "foreground", when, decision.reason, every, budget or WorkBudget.foreground()
-    )
+    kind = WindowKind(every=every, budget=budget or WorkBudget.foreground())
+    return Fresh(kind, store, clock=_clock(now)).ensure(WINDOW, layer="use")

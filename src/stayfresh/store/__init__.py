@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     )
     from ._contracts import (
         AccountExists,
+        FreshStore,
         LibraryStore,
         NotifyStore,
         RefreshLock,
@@ -27,12 +28,13 @@ if TYPE_CHECKING:
     from ._postgres import PostgresStore
     from ._rows import (
         DEFAULT_SINK_ID,
+        LATENCY_BUCKETS_MS,
         AccountRow,
         ClaimedRun,
         ClaimOutcome,
         DeliveryRow,
         EnqueueResult,
-        LayerTelemetryRow,
+        FreshStateRow,
         LibraryItemRow,
         LibrarySyncRow,
         NewLibraryItem,
@@ -42,13 +44,12 @@ if TYPE_CHECKING:
         PageCounts,
         PendingRow,
         RefreshIntent,
-        RefreshKind,
-        RefreshMetrics,
         RescheduleResult,
         RuleRow,
         RunFinish,
         RunRow,
         SinkRow,
+        TelemetryRow,
         TokenRow,
         UniquePolicy,
         WorkRow,
@@ -60,14 +61,14 @@ else:
 
     _WHERE = {
         "..errors": "DatabaseRefused SchemaTooNew StoreBusy StoreError StoreFull StoreUnavailable",
-        "._contracts": "AccountExists LibraryStore NotifyStore RefreshLock Store WorkStore",
+        "._contracts": "AccountExists FreshStore LibraryStore NotifyStore RefreshLock Store WorkStore",
         "._location": "default_db_path open_store",
         "._peek": "peek",
         "._postgres": "PostgresStore",  # psycopg only when PostgreSQL is asked for
-        "._rows": "DEFAULT_SINK_ID AccountRow ClaimedRun ClaimOutcome DeliveryRow"
-        " EnqueueResult LayerTelemetryRow LibraryItemRow LibrarySyncRow NewLibraryItem"
-        " NewRule NewWork NotifyFreshness PageCounts PendingRow RefreshIntent RefreshKind"
-        " RefreshMetrics RescheduleResult RuleRow RunFinish RunRow SinkRow TokenRow"
+        "._rows": "DEFAULT_SINK_ID LATENCY_BUCKETS_MS AccountRow ClaimedRun ClaimOutcome DeliveryRow"
+        " EnqueueResult FreshStateRow LibraryItemRow LibrarySyncRow NewLibraryItem"
+        " NewRule NewWork NotifyFreshness PageCounts PendingRow RefreshIntent"
+        " RescheduleResult RuleRow RunFinish RunRow SinkRow TelemetryRow TokenRow"
         " UniquePolicy WorkRow",
         "._sqlite": "SQLiteStore",
         "._work": "constraints_key",
@@ -78,6 +79,7 @@ else:
 
 __all__ = [
     "DEFAULT_SINK_ID",
+    "LATENCY_BUCKETS_MS",
     "AccountExists",
     "AccountRow",
     "ClaimOutcome",
@@ -85,7 +87,8 @@ __all__ = [
     "DatabaseRefused",
     "DeliveryRow",
     "EnqueueResult",
-    "LayerTelemetryRow",
+    "FreshStateRow",
+    "FreshStore",
     "LibraryItemRow",
     "LibraryStore",
     "LibrarySyncRow",
@@ -98,9 +101,7 @@ __all__ = [
     "PendingRow",
     "PostgresStore",
     "RefreshIntent",
-    "RefreshKind",
     "RefreshLock",
-    "RefreshMetrics",
     "RescheduleResult",
     "RuleRow",
     "RunFinish",
@@ -113,6 +114,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreUnavailable",
+    "TelemetryRow",
     "TokenRow",
     "UniquePolicy",
     "WorkRow",

@@ -1,4 +1,4 @@
-"""Accounts, tokens, refresh metrics and intents, settings: written once for both backends.
+"""Accounts, tokens, refresh intents, settings: written once for both backends.
 
 The SQL is in ``queries/accounts.sql``. What stays per backend is physical:
 the room an SQLite file sets aside before a refresh (:meth:`AccountsSQL._reserve`)
@@ -14,23 +14,17 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ._contracts import AccountExists, RefreshLock, Store
+from ._contracts import AccountExists, Store
 from ._guard import INTENT_LEASE
 from ._rows import (
     AccountRow,
     RefreshIntent,
-    RefreshKind,
-    RefreshMetrics,
     TokenRow,
     account_from_row,
     intent_from_row,
-    metrics_from,
     new_intent,
 )
 from ._sql import SQLBase, Tx
-
-#: how many recent latencies per account feed the average and p95
-LATENCY_WINDOW = 200
 
 
 def _config_json(config: Mapping[str, Any]) -> str:
@@ -38,7 +32,7 @@ def _config_json(config: Mapping[str, Any]) -> str:
 
 
 class AccountsSQL(SQLBase, Store):
-    """The accounts, settings and lock methods of :class:`Store`."""
+    """The accounts and settings methods of :class:`Store`."""
 
     # -- backend hooks (physical, not logical) ----------------------------------------
 
@@ -84,7 +78,11 @@ class AccountsSQL(SQLBase, Store):
         return [account_from_row(r) for r in self.select("list_accounts")]
 
     def delete_account(self, name: str) -> bool:
-        return self.transact(lambda tx: tx.run("delete_account", name=name)) > 0
+        def body(tx: Tx) -> bool:
+            tx.run("forget_fresh", kind="token", key=name)  # its refresh telemetry
+            return tx.run("delete_account", name=name) > 0
+
+        return self.transact(body)
 
     def clear_secrets(
         self, name: str, *, config_keys: Collection[str], message: str | None = None
@@ -141,33 +139,20 @@ class AccountsSQL(SQLBase, Store):
             )
         )
 
-    def record_refresh(
-        self,
-        name: str,
-        *,
-        kind: RefreshKind,
-        ok: bool,
-        at: float,
-        latency_ms: float | None = None,
-        error: str | None = None,
-    ) -> None:
+    def end_refresh(self, name: str, *, needs_login: str | None = None) -> None:
         def body(tx: Tx) -> None:
-            if not ok:
-                tx.run("end_intent", name=name)
-                tx.run("count_refresh_failure", name=name, at=at, error=error)
-                return
-            tx.run("count_refresh", name=name, kind=kind, at=at)
-            if latency_ms is not None:
-                tx.run("add_latency", name=name, at=at, latency_ms=latency_ms)
-                tx.run("trim_latencies", name=name, keep=LATENCY_WINDOW)
+            tx.run("end_intent", name=name)
+            if needs_login is not None:
+                tx.run(
+                    "set_status",
+                    name=name,
+                    status="needs_login",
+                    message=needs_login,
+                    now=time.time(),
+                )
 
-        if not ok:
-            self._release_reserve(name)
+        self._release_reserve(name)
         self.transact(body)
-
-    def refresh_metrics(self, name: str) -> RefreshMetrics:
-        latencies = [float(r["latency_ms"]) for r in self.select("refresh_latencies", name=name)]
-        return metrics_from(self.select_one("refresh_counters", name=name), latencies)
 
     # -- refresh intents ---------------------------------------------------------------
 
@@ -208,6 +193,3 @@ class AccountsSQL(SQLBase, Store):
             self.transact(lambda tx: tx.run("delete_setting", key=key))
         else:
             self.transact(lambda tx: tx.run("put_setting", key=key, value=value))
-
-    def refresh_lock(self, name: str) -> RefreshLock:
-        return self.named_lock(f"refresh:{name}")

@@ -30,7 +30,7 @@ from ._rows import (
     ClaimOutcome,
     DeliveryRow,
     EnqueueResult,
-    LayerTelemetryRow,
+    FreshStateRow,
     LibraryItemRow,
     LibrarySyncRow,
     NewLibraryItem,
@@ -40,13 +40,12 @@ from ._rows import (
     PageCounts,
     PendingRow,
     RefreshIntent,
-    RefreshKind,
-    RefreshMetrics,
     RescheduleResult,
     RuleRow,
     RunFinish,
     RunRow,
     SinkRow,
+    TelemetryRow,
     TokenRow,
     UniquePolicy,
     WorkRow,
@@ -356,7 +355,6 @@ class NotifyStore(abc.ABC):
         plan: Callable[[Sequence[RuleRow]], Sequence[PendingRow]],
         *,
         now: float,
-        layer: str,
     ) -> RescheduleResult:
         """Replace the window in one transaction: cancel all, compute, schedule fresh.
 
@@ -364,8 +362,7 @@ class NotifyStore(abc.ABC):
         with them (pure; its rows must be due at or after ``now``), delete
         every pending row due at or after ``now`` and every row of a rule that
         is gone or disabled, insert the plan's rows, set the window's rules
-        version and ``last_reschedule_at = now``, and count a success for
-        ``layer``. Overdue rows (due before ``now``) of live rules are kept for
+        version and ``last_reschedule_at = now``. Overdue rows (due before ``now``) of live rules are kept for
         the deliverer, which sends them late or records them missed. If
         ``plan`` raises, nothing changes.
         """
@@ -373,27 +370,6 @@ class NotifyStore(abc.ABC):
     @abc.abstractmethod
     def list_pending_notifications(self, *, limit: int | None = None) -> list[PendingRow]:
         """Pending occurrences, earliest first."""
-
-    @abc.abstractmethod
-    def notify_scheduling_lock(self) -> RefreshLock:
-        """The one cross-process lock both refresh layers take (``acquire(0)``: skip, not queue)."""
-
-    # -- telemetry -------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def record_notify_layer(
-        self,
-        layer: str,
-        outcome: Literal["failure", "skip"],
-        *,
-        at: float,
-        error: str | None = None,
-    ) -> None:
-        """Count a failed or skipped execution of ``layer`` (successes come with the reschedule)."""
-
-    @abc.abstractmethod
-    def notify_telemetry(self) -> list[LayerTelemetryRow]:
-        """The counters of every layer that ever ran, by layer name."""
 
     # -- sinks -------------------------------------------------------------------------
 
@@ -457,7 +433,53 @@ class NotifyStore(abc.ABC):
         """Delivery records, most recently updated first."""
 
 
-class Store(WorkStore, LibraryStore, NotifyStore):
+class FreshStore(abc.ABC):
+    """What every kind of state kept fresh shares (:mod:`stayfresh.fresh`), by ``(kind, key)``."""
+
+    @abc.abstractmethod
+    def lock(self, kind: str, key: str) -> RefreshLock:
+        """The cross-process lock of one state (``acquire(0)``: skip; a timeout: wait)."""
+
+    @abc.abstractmethod
+    def record_fresh(
+        self,
+        kind: str,
+        key: str,
+        layer: str,
+        outcome: Literal["success", "failure", "skip"],
+        *,
+        at: float,
+        latency_ms: float | None = None,
+        error: str | None = None,
+        failure: Literal["transient", "person", "other"] = "other",
+    ) -> None:
+        """Count one execution of ``layer`` on the state: its outcome, time, latency, error."""
+
+    @abc.abstractmethod
+    def fresh_telemetry(
+        self, kind: str | None = None, key: str | None = None
+    ) -> list[TelemetryRow]:
+        """The counters of every (kind, key, layer) that ran, filtered by kind and key."""
+
+    @abc.abstractmethod
+    def get_fresh_state(self, kind: str, key: str) -> FreshStateRow | None:
+        """A kind's durable state, or None."""
+
+    @abc.abstractmethod
+    def put_fresh_state(
+        self, kind: str, key: str, value: Mapping[str, Any], *, expected_version: int | None
+    ) -> int | None:
+        """Write a state (compare-and-swap): its new version, or None when the version moved.
+
+        ``expected_version=None`` creates it, and returns None when it already exists.
+        """
+
+    @abc.abstractmethod
+    def forget_fresh(self, kind: str, key: str) -> None:
+        """Delete a state's telemetry and durable state."""
+
+
+class Store(WorkStore, LibraryStore, NotifyStore, FreshStore):
     """Everything stayfresh keeps, behind one narrow interface.
 
     Implementations are safe to share between threads, and several processes
@@ -523,19 +545,12 @@ class Store(WorkStore, LibraryStore, NotifyStore):
         """Set the account's status (``ok`` or ``needs_login``) and its message."""
 
     @abc.abstractmethod
-    def record_refresh(
-        self,
-        name: str,
-        *,
-        kind: RefreshKind,
-        ok: bool,
-        at: float,
-        latency_ms: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        """Count one refresh attempt in the account's persisted metrics.
+    def end_refresh(self, name: str, *, needs_login: str | None = None) -> None:
+        """End ``name``'s refresh intent after a failed refresh (tokens unchanged).
 
-        A failure (``ok=False``) also ends the account's refresh intent.
+        With ``needs_login`` (a message) the account's status becomes
+        ``needs_login`` in the same transaction. Uses the room
+        :meth:`begin_refresh` set aside, so it commits on a full disk.
         """
 
     @abc.abstractmethod
@@ -544,12 +559,12 @@ class Store(WorkStore, LibraryStore, NotifyStore):
     ) -> RefreshIntent | None:
         """Durably record that this process is about to spend ``name``'s refresh token.
 
-        Called (holding :meth:`refresh_lock`) right before the refresh request
+        Called (holding :meth:`lock` ``("token", name)``) right before the refresh request
         is sent; committed when it returns. A database that cannot take this
         write (disk full, busy) raises here, before the provider can rotate
         the refresh token, so no login is lost to a commit that cannot
         happen. It also sets aside room for the commit that ends it
-        (:meth:`swap_tokens`, or :meth:`record_refresh` with ``ok=False``).
+        (:meth:`swap_tokens`, or :meth:`end_refresh`).
         Replaces any earlier intent of the account; None when the account
         does not exist. The intent expires ``lease`` seconds after ``now``.
         """
@@ -557,14 +572,6 @@ class Store(WorkStore, LibraryStore, NotifyStore):
     @abc.abstractmethod
     def refresh_intent(self, name: str) -> RefreshIntent | None:
         """The account's unfinished refresh intent, or None (expired ones included)."""
-
-    @abc.abstractmethod
-    def refresh_metrics(self, name: str) -> RefreshMetrics:
-        """The account's counters and latency figures (recent refreshes only)."""
-
-    @abc.abstractmethod
-    def refresh_lock(self, name: str) -> RefreshLock:
-        """The cross-process lock for refreshing account ``name``."""
 
     # -- small key/value settings --------------------------------------------
 

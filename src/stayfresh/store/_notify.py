@@ -1,12 +1,11 @@
-"""Notifications: rules, the rolling window, deliveries, sinks and telemetry, written once.
+"""Notifications: rules, the rolling window, deliveries and sinks, written once.
 
 The decisions come first, as pure functions of rows and ``now`` (no
 database): which state a due occurrence's delivery starts in
 (:func:`new_deliveries`), what a claim does with a stale delivery — claimed
 again, ``unknown``, given up (:func:`settle_stale`) — how a finished send is
 recorded (:func:`finished_state`), what a reschedule plan may hold
-(:func:`check_plan`) and how a layer's run is counted
-(:func:`layer_counts`). :class:`NotifySQL` then runs them inside one
+(:func:`check_plan`). :class:`NotifySQL` then runs them inside one
 transaction per method, over the named statements of ``queries/notify.sql``.
 
 Both backends run the same statements. What differs is in the text, and
@@ -25,12 +24,11 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from ._contracts import NotifyStore, RefreshLock
+from ._contracts import NotifyStore
 from ._rows import (
     ClaimOutcome,
     DeliveryRow,
     DeliveryState,
-    LayerTelemetryRow,
     NewRule,
     NotifyFreshness,
     PendingRow,
@@ -46,16 +44,11 @@ from ._sql import SQLBase, Tx
 Key = tuple[int, float, int]
 #: where a claim puts a delivery row it touched (a :class:`ClaimOutcome` field)
 Bucket = Literal["claims", "missed", "unknown", "gave_up"]
-Outcome = Literal["success", "failure", "skip"]
 
 #: errors a claim records (appended to the row's last error when giving up)
 SINK_REMOVED = "the sink was removed"
 GRACE_OVER = "grace period over"
 NOT_RESENT = "interrupted while sending; not resent (at-most-once sink)"
-
-#: the name of the lock both refresh layers take: ``<db>.locks/notify-scheduling.lock``
-#: on SQLite, advisory lock ``stayfresh:notify-scheduling`` on PostgreSQL
-SCHEDULING_LOCK = "notify-scheduling"
 
 # -- the decisions (pure) ------------------------------------------------------------------
 
@@ -164,20 +157,6 @@ def finished_state(ok: bool, retry_at: float | None) -> tuple[DeliveryState, flo
     return ("sent", None) if ok else ("failed", retry_at)
 
 
-def layer_counts(outcome: Outcome, *, at: float, error: str | None) -> dict[str, Any]:
-    """The ``count_layer`` parameters of one run: 1 for its outcome's counter, its time;
-    the error only for a failure (which replaces the last one, even with None)."""
-    return {
-        "successes": int(outcome == "success"),
-        "failures": int(outcome == "failure"),
-        "skips": int(outcome == "skip"),
-        "last_success_at": at if outcome == "success" else None,
-        "last_failure_at": at if outcome == "failure" else None,
-        "last_skip_at": at if outcome == "skip" else None,
-        "last_error": error if outcome == "failure" else None,
-    }
-
-
 # -- rows ----------------------------------------------------------------------------------
 
 
@@ -195,10 +174,6 @@ def delivery_from_row(r: RowLike) -> DeliveryRow:
 
 def sink_from_row(r: RowLike) -> SinkRow:
     return from_row(SinkRow, r)
-
-
-def telemetry_from_row(r: RowLike) -> LayerTelemetryRow:
-    return from_row(LayerTelemetryRow, r)
 
 
 def _delivery_params(row: DeliveryRow) -> dict[str, Any]:
@@ -283,7 +258,6 @@ class NotifySQL(SQLBase, NotifyStore):
         plan: Callable[[Sequence[RuleRow]], Sequence[PendingRow]],
         *,
         now: float,
-        layer: str,
     ) -> RescheduleResult:
         # the body may run again on PostgreSQL after a lost connection: ``plan`` is pure
         def body(tx: Tx) -> RescheduleResult:
@@ -300,7 +274,6 @@ class NotifySQL(SQLBase, NotifyStore):
                  for r in rows),
             )  # fmt: skip
             tx.run("window_built", version=version, now=now, window_end=window_end(rows))
-            tx.run("count_layer", layer=layer, **layer_counts("success", at=now, error=None))
             return RescheduleResult(
                 rules=len(rules), cancelled=cancelled, scheduled=len(rows),
                 overdue_kept=0 if left is None else int(left["n"]), rules_version=version,
@@ -310,25 +283,6 @@ class NotifySQL(SQLBase, NotifyStore):
 
     def list_pending_notifications(self, *, limit: int | None = None) -> list[PendingRow]:
         return [pending_from_row(r) for r in self.select("list_pending", limit=limit)]
-
-    def notify_scheduling_lock(self) -> RefreshLock:
-        return self.named_lock(SCHEDULING_LOCK)
-
-    # -- telemetry -------------------------------------------------------------------------
-
-    def record_notify_layer(
-        self,
-        layer: str,
-        outcome: Literal["failure", "skip"],
-        *,
-        at: float,
-        error: str | None = None,
-    ) -> None:
-        counts = layer_counts(outcome, at=at, error=error)
-        self.transact(lambda tx: tx.run("count_layer", layer=layer, **counts))
-
-    def notify_telemetry(self) -> list[LayerTelemetryRow]:
-        return [telemetry_from_row(r) for r in self.select("telemetry")]
 
     # -- sinks -------------------------------------------------------------------------
 

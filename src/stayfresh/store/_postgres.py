@@ -42,6 +42,7 @@ from ..errors import StoreError, StoreUnavailable
 from . import _guard
 from ._accounts import AccountsSQL
 from ._contracts import RefreshLock
+from ._fresh import FreshSQL
 from ._guard import busy_error, check_schema, full_error
 from ._library import LibrarySQL
 from ._notify import NotifySQL
@@ -275,7 +276,7 @@ def _bind(params: Mapping[str, Any]) -> Mapping[str, Any]:
     return params
 
 
-class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
+class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
     """:class:`~stayfresh.store.Store` on a PostgreSQL database shared by many processes and machines."""
 
     #: runners LISTEN here; ``stayfresh.work`` picks its PostgreSQL waker by this attribute

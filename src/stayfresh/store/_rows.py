@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 from ._guard import fingerprint, intent_owner
 
-RefreshKind = Literal["jit", "background"]
 UniquePolicy = Literal["keep", "replace", "append", "update", "cancel_and_reenqueue"]
 EnqueueAction = Literal["enqueued", "kept", "replaced", "appended", "updated"]
 SyncState = Literal["running", "finished"]
@@ -64,20 +63,6 @@ class AccountRow:
             f"AccountRow(name={self.name!r}, provider={self.provider!r}, "
             f"version={self.version}, status={self.status!r}, tokens={self.tokens!r})"
         )
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class RefreshMetrics:
-    """Persisted refresh counters for one account."""
-
-    jit_refreshes: int
-    background_refreshes: int
-    failures: int
-    avg_latency_ms: float | None
-    p95_latency_ms: float | None
-    last_refresh_at: float | None
-    last_failure_at: float | None
-    last_error: str | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -382,18 +367,84 @@ class NotifyFreshness:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class LayerTelemetryRow:
-    """Persisted counters of one refresh layer. ``executions`` = successes + failures + skips."""
+class TelemetryRow:
+    """Persisted counters of one layer of one state (``kind``, ``key``, ``layer``).
 
+    ``executions`` = successes + failures + skips. Of the failures,
+    ``transient_failures`` are retried later and ``person_failures`` need a
+    person (a new login). ``buckets[i]`` counts the successes that took at most
+    ``LATENCY_BUCKETS_MS[i]`` ms (cumulative, as a Prometheus histogram).
+    """
+
+    kind: str
+    key: str
     layer: str
     executions: int
     successes: int
     failures: int
+    transient_failures: int
+    person_failures: int
     skips: int
     last_success_at: float | None
     last_failure_at: float | None
     last_skip_at: float | None
     last_error: str | None
+    latency_count: int
+    latency_sum_ms: float
+    buckets: tuple[int, ...]
+
+    def latency_ms(self, quantile: float) -> float | None:
+        """An upper bound of the ``quantile`` latency (None: none measured, inf: over 10 s)."""
+        if not self.latency_count:
+            return None
+        rank = quantile * self.latency_count
+        for bound, count in zip(LATENCY_BUCKETS_MS, self.buckets, strict=True):
+            if count >= rank:
+                return bound
+        return float("inf")
+
+    @classmethod
+    def total(
+        cls, rows: Sequence[TelemetryRow], *, kind: str, key: str, layer: str = "all"
+    ) -> TelemetryRow:
+        """The sum of ``rows`` (e.g. one state's layers); the latest times and error."""
+
+        def latest(field: str) -> float | None:
+            return max((t for r in rows if (t := getattr(r, field)) is not None), default=None)
+
+        failed = [r for r in rows if r.last_failure_at is not None]
+        return cls(
+            kind=kind, key=key, layer=layer,
+            executions=sum(r.executions for r in rows), successes=sum(r.successes for r in rows),
+            failures=sum(r.failures for r in rows),
+            transient_failures=sum(r.transient_failures for r in rows),
+            person_failures=sum(r.person_failures for r in rows), skips=sum(r.skips for r in rows),
+            last_success_at=latest("last_success_at"), last_failure_at=latest("last_failure_at"),
+            last_skip_at=latest("last_skip_at"),
+            last_error=max(failed, key=lambda r: r.last_failure_at or 0.0).last_error if failed else None,
+            latency_count=sum(r.latency_count for r in rows),
+            latency_sum_ms=sum(r.latency_sum_ms for r in rows),
+            buckets=tuple(sum(r.buckets[i] for r in rows) for i in range(len(LATENCY_BUCKETS_MS))),
+        )  # fmt: skip
+
+
+#: the upper bounds (ms) of the latency histogram's buckets, one column each (``le_10ms``…)
+LATENCY_BUCKETS_MS = (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
+BUCKET_COLUMNS = tuple(
+    f"le_{int(b)}ms" if b < 1000 or b % 1000 else f"le_{int(b // 1000)}s"
+    for b in LATENCY_BUCKETS_MS
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class FreshStateRow:
+    """A kind's durable state (JSON), versioned for compare-and-swap writes."""
+
+    kind: str
+    key: str
+    value: Mapping[str, Any]
+    version: int
+    updated_at: float
 
 
 class RowLike(Protocol):
@@ -460,22 +511,6 @@ def work_from_row(r: RowLike, tags: tuple[str, ...], deps: tuple[str, ...]) -> W
 
 def account_from_row(row: RowLike) -> AccountRow:
     return from_row(AccountRow, row, tokens=from_row(TokenRow, row))
-
-
-def metrics_from(row: RowLike | None, latencies: list[float]) -> RefreshMetrics:
-    """Build :class:`RefreshMetrics` from a counters row and recent latencies."""
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else None
-    return RefreshMetrics(
-        jit_refreshes=int(row["jit_refreshes"]) if row else 0,
-        background_refreshes=int(row["background_refreshes"]) if row else 0,
-        failures=int(row["failures"]) if row else 0,
-        avg_latency_ms=sum(ordered) / len(ordered) if ordered else None,
-        p95_latency_ms=p95,
-        last_refresh_at=row["last_refresh_at"] if row else None,
-        last_failure_at=row["last_failure_at"] if row else None,
-        last_error=row["last_error"] if row else None,
-    )
 
 
 def new_intent(

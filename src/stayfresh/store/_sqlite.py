@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from . import _guard
 from ._accounts import AccountsSQL
 from ._contracts import RefreshLock
+from ._fresh import FreshSQL
 from ._guard import (
     RESERVE_BYTES,
     check_schema,
@@ -152,7 +153,7 @@ class FileRefreshLock(RefreshLock):
         self._local.release()
 
 
-class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
+class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
     """:class:`~stayfresh.store.Store` on a local SQLite file."""
 
     dialect: Dialect = "sqlite"
@@ -318,23 +319,17 @@ class SQLiteStore(WorkSQL, LibrarySQL, NotifySQL, AccountsSQL):
     # -- per-account files -----------------------------------------------------
 
     def named_lock(self, name: str) -> RefreshLock:
-        """A file lock in ``<db>.locks/``: ``refresh:<account>`` is the account's
-        ``<hash>.lock``, any other name (``notify-scheduling``) ``<name>.lock``."""
+        """A file lock in ``<db>.locks/``, ``<hash of name>.lock``: names (an account,
+        a URL) come from users and never become file names."""
         with self._locks_guard:
             lock = self._locks.get(name)
             if lock is None:
                 self.lock_dir.mkdir(mode=0o700, exist_ok=True)
-                account = name.removeprefix("refresh:")
-                path = (
-                    self._account_file(account, ".lock")
-                    if account != name
-                    else self.lock_dir / f"{name}.lock"
-                )
-                lock = self._locks[name] = FileRefreshLock(path)
+                lock = self._locks[name] = FileRefreshLock(self._account_file(name, ".lock"))
             return lock
 
     def _account_file(self, name: str, suffix: str) -> Path:
-        """``<db>.locks/<hash of name><suffix>``: per-account files, named without the name."""
+        """``<db>.locks/<hash of name><suffix>``: per-name files, named without the name."""
         return self.lock_dir / (hashlib.sha256(name.encode()).hexdigest()[:24] + suffix)
 
     # -- what only a file needs ---------------------------------------------------

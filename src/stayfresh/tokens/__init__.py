@@ -7,7 +7,15 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms
 # the real imports for type checkers; at run time each name loads on first use (PEP 562)
 if TYPE_CHECKING:
     from ..audible import AMAZON_LOCALES, AmazonProvider
-    from ._accounts import add_account, describe, describe_all, remove_account, replace_tokens
+    from ._accounts import (
+        RefreshMetrics,
+        add_account,
+        describe,
+        describe_all,
+        refresh_metrics,
+        remove_account,
+        replace_tokens,
+    )
     from ._auth import StayfreshAuth, StayfreshRequestsAuth, legacy_httpx_auth
     from ._default import (
         aensure_valid_token,
@@ -16,7 +24,7 @@ if TYPE_CHECKING:
         set_default_keeper,
     )
     from ._expiry import ExpiryParseError, from_expires_in, parse_expiry
-    from ._flow import effective_threshold, refresh_deadline
+    from ._flow import TokenKind, effective_threshold, refresh_deadline
     from ._import import ImportedAccount, import_account, parse_account_json, read_import_file
     from ._keeper import BACKGROUND_THRESHOLD, DEFAULT_THRESHOLD, Keeper
     from ._login import NewAccount, login_browser
@@ -37,7 +45,9 @@ else:
     __getattr__, __dir__ = _lazy_exports(
         __name__,
         {
+            "RefreshMetrics": "._accounts",
             "add_account": "._accounts",
+            "refresh_metrics": "._accounts",
             "describe": "._accounts",
             "describe_all": "._accounts",
             "remove_account": "._accounts",
@@ -52,6 +62,7 @@ else:
             "ExpiryParseError": "._expiry",
             "from_expires_in": "._expiry",
             "parse_expiry": "._expiry",
+            "TokenKind": "._flow",
             "effective_threshold": "._flow",
             "refresh_deadline": "._flow",
             "ImportedAccount": "._import",
@@ -95,9 +106,11 @@ __all__ = [
     "OAuth2Provider",
     "OIDCProvider",
     "Provider",
+    "RefreshMetrics",
     "RefreshRequest",
     "StayfreshAuth",
     "StayfreshRequestsAuth",
+    "TokenKind",
     "TokenResult",
     "TokenSet",
     "add_account",
@@ -118,6 +131,7 @@ __all__ = [
     "provider_names",
     "read_import_file",
     "refresh_deadline",
+    "refresh_metrics",
     "register_provider",
     "remove_account",
     "replace_tokens",

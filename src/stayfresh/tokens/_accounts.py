@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from typing import Any
 
 from .._input import check_name as _check_name
 from ..errors import AccountNotFound, ConfigError
-from ..store import AccountExists, Store
+from ..store import AccountExists, Store, TelemetryRow
 from ._flow import load_account, seconds_left
 from ._model import Account, TokenSet
 from ._providers import get_provider
@@ -89,8 +90,44 @@ _PUBLIC_CONFIG = (
 )  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RefreshMetrics:
+    """An account's refresh figures, from the store's telemetry (all layers).
+
+    ``p95_latency_ms`` is the upper bound of the histogram bucket holding the
+    95th percentile (None above 10 s); ``avg_latency_ms`` is exact.
+    """
+
+    jit_refreshes: int
+    background_refreshes: int
+    failures: int
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None
+    last_refresh_at: float | None
+    last_failure_at: float | None
+    last_error: str | None
+
+
+def refresh_metrics(store: Store, name: str) -> RefreshMetrics:
+    """``name``'s refresh figures: successes by layer, failures, latency, last times."""
+    rows = store.fresh_telemetry("token", name)
+    total = TelemetryRow.total(rows, kind="token", key=name)
+    p95 = total.latency_ms(0.95)
+    count = total.latency_count
+    return RefreshMetrics(
+        jit_refreshes=sum(r.successes for r in rows if r.layer == "use"),
+        background_refreshes=sum(r.successes for r in rows if r.layer != "use"),
+        failures=total.failures,
+        avg_latency_ms=total.latency_sum_ms / count if count else None,
+        p95_latency_ms=None if p95 is None or p95 == float("inf") else p95,
+        last_refresh_at=total.last_success_at,
+        last_failure_at=total.last_failure_at,
+        last_error=total.last_error,
+    )
+
+
 def _describe(store: Store, account: Account, now: float) -> dict[str, Any]:
-    metrics = store.refresh_metrics(account.name)
+    metrics = refresh_metrics(store, account.name)
     left = seconds_left(account.tokens, now)
     return {
         "name": account.name,
@@ -107,17 +144,11 @@ def _describe(store: Store, account: Account, now: float) -> dict[str, Any]:
         "scope": account.tokens.scope,
         "version": account.version,
         "metrics": {
-            "jit_refreshes": metrics.jit_refreshes,
-            "background_refreshes": metrics.background_refreshes,
-            "failures": metrics.failures,
+            **dataclasses.asdict(metrics),
             "avg_latency_ms": None
             if metrics.avg_latency_ms is None
             else round(metrics.avg_latency_ms, 1),
-            "p95_latency_ms": None
-            if metrics.p95_latency_ms is None
-            else round(metrics.p95_latency_ms, 1),
             "last_refresh_at": _iso(metrics.last_refresh_at),
             "last_failure_at": _iso(metrics.last_failure_at),
-            "last_error": metrics.last_error,
         },
     }

@@ -1,11 +1,12 @@
-"""The refresh decision, written once and free of I/O.
+"""Tokens as a kind of state kept fresh: the decision and the refresh, free of I/O.
 
-:func:`refresh_flow` is a generator in the style of httpx's ``auth_flow``: it
-yields effects (:class:`Call` for store and lock operations, :class:`Http` for
-the provider) and is sent their results. The sync and async drivers in
-``_keeper.py`` perform the effects; the logic — re-read after the lock, skip
-when another process already refreshed, keep the refresh token, compare-and-
-swap, the ``invalid_grant`` rotation race, metrics — lives only here.
+:class:`TokenKind` declares what is specific to OAuth tokens to the common
+core (:mod:`stayfresh.fresh`), which owns the valid path, single flight, the
+lock, the re-read after it and telemetry. :func:`refresh_tokens` is the
+refresh itself, a generator of effects (store calls, the provider's HTTP
+requests) that the core drives for sync and async callers alike: discovery,
+the durable intent, keep the refresh token, compare-and-swap, the
+``invalid_grant`` rotation race.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import AccountNotFound, ProviderError, ReauthRequired, TokenError, TransientError
-from ..store import RefreshLock, Store
-from ._deadline import deadline, margin
-from ._model import Account, TokenResult, TokenSet, secret_prefix
+from ..fresh import Call, Flow, Http, HttpReply, Kind, Request
+from ..store import Store
+from ._deadline import DEFAULT_THRESHOLD_SECONDS, deadline, margin
+from ._model import Account, TokenSet, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
 from ._scrub import Scrubber
 
@@ -78,57 +79,7 @@ def usable(tokens: TokenSet, now: float) -> bool:
     return seconds_left(tokens, now) > 0
 
 
-# -- effects -----------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Call:
-    """Run a function (store or lock) and send back its result.
-
-    ``blocking=False`` marks calls that return at once (a lock *try*), which
-    the async driver runs inline instead of in a worker thread.
-    """
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    blocking: bool = True
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Http:
-    """Send one HTTP request; the driver sends back an :class:`HttpReply`."""
-
-    method: str
-    url: str
-    data: Mapping[str, str] | None = None
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-    def __repr__(self) -> str:  # the form and headers carry secrets
-        return f"Http({self.method} {self.url}, fields={sorted(self.data or {})!r})"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HttpReply:
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-    sent_at: dt.datetime
-    received_at: dt.datetime
-
-
-Effect = Call | Http
-Flow = Generator[Effect, Any, TokenResult]
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class FlowOptions:
-    threshold: float
-    force: bool
-    background: bool
-    mandatory_window: float
-    lock_timeout: float
-    #: the access token a server refused (401): a forced refresh is moot once it is replaced
-    rejected: str | None = None
+# -- the kind -----------------------------------------------------------------------
 
 
 def load_account(store: Store, name: str) -> Account:
@@ -138,55 +89,68 @@ def load_account(store: Store, name: str) -> Account:
     return Account.from_row(row)
 
 
-def refresh_flow(
-    store: Store, seen: Account, opts: FlowOptions, clock: Callable[[], float]
-) -> Flow:
-    """Make ``seen``'s token fresh, coordinating with other processes via the store.
+class TokenKind(Kind[Account]):
+    """OAuth tokens as a kind of state kept fresh: what is specific to them.
 
-    Runs in at most one thread of this process per account (the keeper's single
-    flight makes sure); the store lock extends that to other processes.
+    Stale ``threshold`` seconds before expiry (at most half the token's
+    lifetime); shared (waiters take the leader's token); the old access token
+    stays usable until it expires; an account that needs a login is never
+    refreshed without one; a 401 on a token already replaced is moot.
     """
-    name = seen.name
-    lock: RefreshLock = store.refresh_lock(name)
-    if not (yield Call(lock.acquire, (0,), blocking=False)):
-        left = seconds_left(seen.tokens, clock())
-        if not opts.force and left > opts.mandatory_window:
-            log.info(
-                "%s: another process is refreshing; token still valid for %.0f min, using it",
-                name,
-                left / 60,
-            )
-            return TokenResult(account=name, tokens=seen.tokens, was_refreshed=False)
-        log.info("%s: another process is refreshing; waiting for its result", name)
-        if not (yield Call(lock.acquire, (opts.lock_timeout,))):
-            raise TransientError(f"{name}: timed out waiting for another process's refresh")
-    try:
-        return (yield from _refresh_locked(store, seen, opts, clock))
-    finally:
-        yield Call(lock.release)
 
+    name = "token"
+    mode = "share"
+    failures = (TokenError,)
 
-def _refresh_locked(
-    store: Store, seen: Account, opts: FlowOptions, clock: Callable[[], float]
-) -> Flow:
-    name = seen.name
-    current: Account = yield Call(load_account, (store, name))
-    newer = current.version != seen.version
-    now = clock()
-    if opts.force and replaced(current.tokens, opts.rejected):
-        opts = dataclasses.replace(opts, force=False)
-    if newer and (opts.force or now < refresh_deadline(current.tokens, opts.threshold)):
-        log.info("%s: another process refreshed the token meanwhile; using it", name)
-        return TokenResult(account=name, tokens=current.tokens, was_refreshed=True)
-    if not opts.force and now < refresh_deadline(current.tokens, opts.threshold):
-        return TokenResult(account=name, tokens=current.tokens, was_refreshed=False)
-    if current.needs_login and not opts.force:
-        raise ReauthRequired(
-            f"{name} needs a new login ({current.status_message or 'refresh token rejected'})",
-            account=name,
+    def __init__(self, *, within: float = DEFAULT_THRESHOLD_SECONDS, wait_window: float = 120.0):
+        self.within = within
+        self.background_within = within
+        self.wait_window = wait_window
+
+    def load(self, store: Store, key: str) -> Account:
+        return load_account(store, key)
+
+    def stale_from(self, state: Account, within: float) -> float:
+        return refresh_deadline(state.tokens, within)
+
+    def usable_until(self, state: Account) -> float:
+        return seconds_left(state.tokens, 0.0)
+
+    def version(self, state: Account) -> int:
+        return state.version
+
+    def blocked(self, state: Account) -> Exception | None:
+        if not state.needs_login:
+            return None
+        why = state.status_message or "refresh token rejected"
+        return ReauthRequired(f"{state.name} needs a new login ({why})", account=state.name)
+
+    def replaced(self, state: Account, rejected: Any) -> bool:
+        return replaced(state.tokens, rejected)
+
+    def reason(self, state: Account, within: float, now: float) -> str:
+        left = seconds_left(state.tokens, now)
+        if now < self.stale_from(state, within):
+            return f"token still valid ({left / 60:.0f} min left)"
+        return (
+            "no access token"
+            if left == float("-inf")
+            else f"expiring soon ({left / 60:.1f} min left)"
         )
+
+    def refresh(self, store: Store, key: str, state: Account, request: Request) -> Flow[Account]:
+        return refresh_tokens(store, state, request)
+
+
+def refresh_tokens(store: Store, current: Account, request: Request) -> Flow[Account]:
+    """Spend ``current``'s refresh token for new tokens and store them (under the lock).
+
+    The intent is durable before the request goes out; the provider's answer
+    is stored by compare-and-swap on the version; a failure ends the intent
+    (and marks the account ``needs_login`` when the refresh token is refused).
+    """
+    name = current.name
     provider = get_provider(current.provider)
-    started = time.perf_counter()
     try:
         config = yield from _discovered_config(store, provider, current)
         yield Call(store.begin_refresh, (name, current.version))  # durable before the request
@@ -199,36 +163,35 @@ def _refresh_locked(
                 raise
             log.warning("%s: refresh token was rotated by another process; retrying with it", name)
             current = latest
-            if clock() < refresh_deadline(latest.tokens, opts.threshold) and not opts.force:
-                return TokenResult(account=name, tokens=latest.tokens, was_refreshed=True)
+            if (
+                request.clock() < refresh_deadline(latest.tokens, request.within)
+                and not request.force
+            ):
+                return latest
             tokens = yield from _request_tokens(provider, config, latest.tokens)
     except TokenError as exc:
+        needs_login = None
         if isinstance(exc, ReauthRequired):
             exc.account = name  # what the user must log in to: every message names it
-        kind = "background" if opts.background else "jit"
-        yield Call(_record_failure, (store, name, kind, clock(), exc))
+            needs_login = str(exc)
+        yield Call(store.end_refresh, (name,), {"needs_login": needs_login})
         raise
-    latency_ms = (time.perf_counter() - started) * 1000
     if tokens.refresh_token == current.tokens.refresh_token:
         log.info("%s: refresh token kept (%s)", name, secret_prefix(tokens.refresh_token))
     else:
         log.info("%s: provider rotated the refresh token", name)
-    version = yield Call(_swap, (store, name, current.version, tokens))
+    version = yield Call(store.swap_tokens, (name, current.version, tokens.to_row()))
     if version is None:
         # our lock lapsed and someone wrote a newer token: theirs wins
         winner: Account = yield Call(load_account, (store, name))
         log.warning("%s: a newer token was stored concurrently; discarding ours", name)
-        return TokenResult(account=name, tokens=winner.tokens, was_refreshed=True)
-    kind = "background" if opts.background else "jit"
-    yield Call(_record_success, (store, name, kind, clock(), latency_ms))
+        return winner
     expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
-    log.info("%s: token refreshed, new expiry %s (%.0f ms)", name, expiry, latency_ms)
-    return TokenResult(account=name, tokens=tokens, was_refreshed=True)
+    log.info("%s: token refreshed, new expiry %s", name, expiry)
+    return dataclasses.replace(current, tokens=tokens, version=version)
 
 
-def _discovered_config(
-    store: Store, provider: Provider, account: Account
-) -> Generator[Effect, Any, dict[str, Any]]:
+def _discovered_config(store: Store, provider: Provider, account: Account) -> Flow[dict[str, Any]]:
     url = provider.discovery_url(account.config)
     if url is None:
         return account.config
@@ -247,7 +210,7 @@ def _discovered_config(
 
 def _request_tokens(
     provider: Provider, config: Mapping[str, Any], tokens: TokenSet
-) -> Generator[Effect, Any, TokenSet]:
+) -> Flow[TokenSet]:
     if not tokens.refresh_token:
         raise ReauthRequired("the account has no refresh token")
     request: RefreshRequest = provider.refresh_request(config, tokens.refresh_token)
@@ -269,17 +232,3 @@ def _http_failure(reply: HttpReply, what: str) -> TokenError:
     if reply.status >= 500 or reply.status == 429:
         return TransientError(f"{what} answered {reply.status}")
     return ProviderError(f"{what} answered {reply.status}", status=reply.status)
-
-
-def _swap(store: Store, name: str, version: int, tokens: TokenSet) -> int | None:
-    return store.swap_tokens(name, version, tokens.to_row())
-
-
-def _record_success(store: Store, name: str, kind: Any, at: float, latency_ms: float) -> None:
-    store.record_refresh(name, kind=kind, ok=True, at=at, latency_ms=latency_ms)
-
-
-def _record_failure(store: Store, name: str, kind: Any, at: float, exc: Exception) -> None:
-    if isinstance(exc, ReauthRequired):
-        store.set_status(name, "needs_login", str(exc))
-    store.record_refresh(name, kind=kind, ok=False, at=at, error=f"{type(exc).__name__}: {exc}")

@@ -44,34 +44,6 @@ WHERE name = :name AND version = :expected_version
 UPDATE accounts SET status = :status, status_message = :message, updated_at = :now
 WHERE name = :name
 
--- name: count_refresh
-UPDATE accounts
-SET jit_refreshes = jit_refreshes + CASE WHEN :kind = 'jit' THEN 1 ELSE 0 END,
-    background_refreshes = background_refreshes + CASE WHEN :kind = 'jit' THEN 0 ELSE 1 END,
-    last_refresh_at = :at
-WHERE name = :name
-
--- name: count_refresh_failure
-UPDATE accounts SET failures = failures + 1, last_failure_at = :at, last_error = :error
-WHERE name = :name
-
--- name: add_latency
-INSERT INTO refresh_latencies (account, at, latency_ms)
-SELECT :name, :at, :latency_ms WHERE EXISTS (SELECT 1 FROM accounts WHERE name = :name)
-
--- name: trim_latencies
--- keep the newest :keep
-DELETE FROM refresh_latencies WHERE account = :name AND id <= (
-    SELECT id FROM refresh_latencies WHERE account = :name ORDER BY id DESC LIMIT 1 OFFSET :keep)
-
--- name: refresh_counters
-SELECT jit_refreshes, background_refreshes, failures, last_refresh_at, last_failure_at,
-       last_error
-FROM accounts WHERE name = :name
-
--- name: refresh_latencies
-SELECT latency_ms FROM refresh_latencies WHERE account = :name
-
 -- name: account_refresh_token
 SELECT refresh_token FROM accounts WHERE name = :name
 

@@ -79,28 +79,6 @@ WHERE id = 1
 SELECT rule_id, due_at, title, body FROM notify_pending
 ORDER BY due_at, rule_id LIMIT COALESCE(:limit, 9223372036854775807)
 
--- == telemetry ==========================================================================
-
--- name: count_layer
--- one execution of :layer; the outcome's counter is 1 in the parameters, the others 0
-INSERT INTO notify_telemetry (layer, executions, successes, failures, skips,
-                              last_success_at, last_failure_at, last_skip_at, last_error)
-VALUES (:layer, 1, :successes, :failures, :skips,
-        :last_success_at, :last_failure_at, :last_skip_at, :last_error)
-ON CONFLICT (layer) DO UPDATE SET
-    executions = notify_telemetry.executions + 1,
-    successes = notify_telemetry.successes + excluded.successes,
-    failures = notify_telemetry.failures + excluded.failures,
-    skips = notify_telemetry.skips + excluded.skips,
-    last_success_at = COALESCE(excluded.last_success_at, notify_telemetry.last_success_at),
-    last_failure_at = COALESCE(excluded.last_failure_at, notify_telemetry.last_failure_at),
-    last_skip_at = COALESCE(excluded.last_skip_at, notify_telemetry.last_skip_at),
-    last_error = CASE WHEN excluded.failures > 0 THEN excluded.last_error
-                      ELSE notify_telemetry.last_error END
-
--- name: telemetry
-SELECT * FROM notify_telemetry ORDER BY layer
-
 -- == sinks ==============================================================================
 
 -- name: add_sink
