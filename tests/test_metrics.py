@@ -22,6 +22,7 @@ from stayfresh.jobs import on_account_ready
 from stayfresh.store import SQLiteStore
 from stayfresh.testing import wait_for
 from stayfresh.tokens import Keeper
+from stayfresh.work import Runner
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,6 +38,7 @@ def _populated(db: Path, server: FakeTokenServer) -> None:
     add_oauth2(store, "work", server.token_url, expires_in=60)  # due: the keeper refreshes it
     Keeper(store).ensure_valid_token("work")
     on_account_ready(store, "work")
+    assert Runner(store, listen=False).run_pending() == 1  # the safety net's first period
     store.close()
 
 
@@ -61,6 +63,8 @@ def test_metrics_prints_accounts_works_layers_and_daemons(
     assert 3000 < got[("stayfresh_account_token_expiry_seconds", (("account", "work"),))] <= 3600
     state = ("stayfresh_work_state", (("state", "ENQUEUED"), ("work", "token-refresh:work")))
     assert got[state] == 1
+    runs = ("stayfresh_work_runs_total", (("outcome", "success"), ("work", "token-refresh:work")))
+    assert got[runs] == 1
     window = (("key", "window"), ("kind", "notify"), ("layer", "use"))
     assert got[("stayfresh_refresh_executions_total", window)] >= 1
     assert ("stayfresh_refresh_seconds_since_success", window) in got

@@ -457,6 +457,7 @@ def test_leases_renewal_takeover_and_finish(any_store: Store) -> None:
     runs = {r.id: r for r in any_store.work_runs(["w"])}
     assert runs[c1.run_id].outcome == "lost" and runs[c2.run_id].outcome == "success"
     assert [r.id for r in any_store.work_runs(["w"])] == sorted(runs, reverse=True)
+    assert any_store.run_counts() == {"w": {"lost": 1, "success": 1}}  # however a run ended
 
 
 def test_history_is_bounded_per_work(any_store: Store) -> None:
@@ -474,6 +475,7 @@ def test_history_is_bounded_per_work(any_store: Store) -> None:
     runs = any_store.work_runs(["p"], limit=100)
     assert len(runs) == 3 and runs[0].scheduled_at == T0 + 300
     assert any_store.work_runs(["p"], limit=2)[1].id == runs[1].id
+    assert any_store.run_counts() == {"p": {"success": 6}}  # counted, not trimmed
 
 
 def test_cancel_by_name_tag_all(any_store: Store) -> None:

@@ -61,6 +61,12 @@ def describe_sqlite(path: Path) -> dict[str, Any]:
                 "indexes": indexes,
                 "checks": _checks(sql),
             }
+        out["<triggers>"] = [
+            (name, table, " ".join(sql.split()))
+            for name, table, sql in conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+            )
+        ]
         return out
     finally:
         conn.close()
@@ -109,6 +115,15 @@ def describe_postgres(url: str) -> dict[str, list[tuple[Any, ...]]]:
                 "SELECT tablename, indexname, indexdef FROM pg_indexes"
                 " WHERE schemaname = 'public' AND tablename <> ALL(%s) ORDER BY indexname",
                 (list(_IGNORED),),
+            ).fetchall(),
+            "triggers": conn.execute(
+                "SELECT event_object_table, trigger_name, event_manipulation, action_timing,"
+                " action_condition, action_statement FROM information_schema.triggers"
+                " WHERE trigger_schema = 'public' ORDER BY trigger_name"
+            ).fetchall(),
+            "functions": conn.execute(
+                "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p"
+                " WHERE p.pronamespace = 'public'::regnamespace ORDER BY p.proname"
             ).fetchall(),
             "constraints": conn.execute(
                 "SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid)"

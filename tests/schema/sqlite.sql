@@ -227,3 +227,17 @@ CREATE TABLE fresh_states (
     updated_at  REAL NOT NULL,
     PRIMARY KEY (kind, key)
 );
+
+CREATE TABLE work_run_counts (
+    work_id  TEXT NOT NULL REFERENCES work(id) ON DELETE CASCADE,
+    outcome  TEXT NOT NULL,
+    runs     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (work_id, outcome)
+);
+
+CREATE TRIGGER work_runs_count AFTER UPDATE OF outcome ON work_runs
+WHEN OLD.outcome = 'running' AND NEW.outcome <> 'running'
+BEGIN
+    INSERT INTO work_run_counts (work_id, outcome, runs) VALUES (NEW.work_id, NEW.outcome, 1)
+    ON CONFLICT (work_id, outcome) DO UPDATE SET runs = runs + 1;
+END;

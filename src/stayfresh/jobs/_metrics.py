@@ -83,6 +83,10 @@ class StoreCollector(Collector):
             "stayfresh_work_last_outcome", "1 for the outcome of the work's last run.",
             labels=["work", "outcome"],
         )  # fmt: skip
+        runs = CounterMetricFamily(
+            "stayfresh_work_runs", "Ended runs of the work, by outcome.", labels=["work", "outcome"]
+        )
+        counts = self.store.run_counts()
         for info in WorkManager(self.store).list_work():
             if info.state is WorkState.CANCELLED:
                 continue
@@ -93,7 +97,9 @@ class StoreCollector(Collector):
                 lateness.add_metric([name], max(0.0, now - info.next_run_at.timestamp()))
             if info.last_outcome:
                 outcome.add_metric([name, info.last_outcome], 1)
-        yield from (state, attempt, lateness, outcome)
+            for ended, count in sorted(counts.get(info.id, {}).items()):
+                runs.add_metric([name, ended], count)
+        yield from (state, attempt, lateness, outcome, runs)
 
     def _fresh(self, now: float) -> Iterator[Metric]:
         """Every state kept fresh (tokens, the notification window, users' kinds), by layer."""

@@ -235,6 +235,10 @@ class WorkStore(abc.ABC):
         """The newest history rows of those works, newest first."""
 
     @abc.abstractmethod
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        """Every work's ended runs by outcome, counted since it was enqueued (never trimmed)."""
+
+    @abc.abstractmethod
     def prune_work(self, *, finished_before: float) -> int:
         """Delete finished one-time works (and their history) finished before a time.
 

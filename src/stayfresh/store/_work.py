@@ -411,6 +411,12 @@ class WorkSQL(SQLBase, WorkStore):
             return []
         return [run_row(r) for r in self.select("work_runs", ids=list(work_ids), limit=int(limit))]
 
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for r in self.select("run_counts"):
+            counts.setdefault(r["work_id"], {})[r["outcome"]] = int(r["runs"])
+        return counts
+
     # -- running -------------------------------------------------------------------------
 
     def claim_work(

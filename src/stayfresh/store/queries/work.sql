@@ -161,3 +161,7 @@ SELECT (SELECT MIN(next_run_at) FROM work
 
 -- name: work_runs
 SELECT * FROM work_runs WHERE work_id = ANY(:ids) ORDER BY id DESC LIMIT :limit
+
+-- name: run_counts
+-- kept by the work_runs_count trigger (migration 0008)
+SELECT work_id, outcome, runs FROM work_run_counts ORDER BY work_id, outcome
