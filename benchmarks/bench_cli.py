@@ -50,6 +50,9 @@ def commands(db: Path, gh_dir: Path) -> dict[str, tuple[list[str], dict[str, str
         "stayfresh token work --json": ([*sf, "--db", str(db), "token", "work", "--json"], plain),
         "stayfresh account list": ([*sf, "--db", str(db), "account", "list"], plain),
         "stayfresh work list": ([*sf, "--db", str(db), "work", "list"], plain),
+        "stayfresh status": ([*sf, "--db", str(db), "status"], plain),
+        "stayfresh notify list": ([*sf, "--db", str(db), "notify", "list"], plain),
+        "stayfresh settings show": ([*sf, "--db", str(db), "settings", "show"], plain),
         "stayfresh --version": ([*sf, "--version"], plain),
     }
     gh = shutil.which("gh")
@@ -117,6 +120,8 @@ def report(times: dict[str, list[float]], calls: int, took: float, load0: str) -
         for name, t in times.items()
     ]
     lines = [
+        f"## {SECTION}",
+        "",
         f"`.venv/bin/python benchmarks/bench_cli.py --write` — {calls} calls each, "
         f"interleaved, {took:.0f} s, {when}.",
         "",

@@ -126,16 +126,10 @@ class Fresh(Generic[S]):
         implies ``force`` while the stored state still holds it. Failures of
         the kind come back as a ``failed`` outcome; other exceptions propagate.
         """
-        margin = self.kind.within if within is None else within
-        entry = self._cache.get(key)
-        if (
-            entry is not None
-            and not force
-            and rejected is None
-            and entry.since <= self.clock() < entry.deadline(self.kind, margin)
-        ):
-            return entry.fresh
-        opts = self._options(margin, force or rejected is not None, layer, rejected)
+        opts = self._options(within, force, layer, rejected)
+        cached = self._cached(key, opts)
+        if cached is not None:
+            return cached
         seen = self._load(key)
         outcome, flight, leader = self._decide(seen, key, opts)
         if outcome is not None:
@@ -162,16 +156,10 @@ class Fresh(Generic[S]):
         """Async twin of :meth:`ensure` (same cache, flights, lock and telemetry)."""
         import asyncio  # already loaded by the running loop; not at import time (the CLI)
 
-        margin = self.kind.within if within is None else within
-        entry = self._cache.get(key)
-        if (
-            entry is not None
-            and not force
-            and rejected is None
-            and entry.since <= self.clock() < entry.deadline(self.kind, margin)
-        ):
-            return entry.fresh
-        opts = self._options(margin, force or rejected is not None, layer, rejected)
+        opts = self._options(within, force, layer, rejected)
+        cached = self._cached(key, opts)
+        if cached is not None:
+            return cached
         seen = await asyncio.to_thread(self._load, key)
         outcome, flight, leader = self._decide(seen, key, opts)
         if outcome is not None:
@@ -274,13 +262,21 @@ class Fresh(Generic[S]):
     # -- the slow path, shared by both drivers ------------------------------------------
 
     def _options(self, within: Any, force: bool, layer: Layer, rejected: Any) -> Options:
+        """One call's options; ``rejected`` implies ``force`` (see :meth:`ensure`)."""
         return Options(
-            within=seconds(within),
-            force=force,
+            within=seconds(self.kind.within if within is None else within),
+            force=force or rejected is not None,
             layer=layer,
             lock_timeout=self.lock_timeout,
             rejected=rejected,
         )
+
+    def _cached(self, key: str, opts: Options) -> Outcome[S] | None:
+        """The remembered state's ``fresh`` outcome while it is fresh (no store read)."""
+        entry = self._cache.get(key)
+        if entry is None or opts.force or not entry.since <= self.clock():
+            return None
+        return entry.fresh if self.clock() < entry.deadline(self.kind, opts.within) else None
 
     def _load(self, key: str) -> S:
         state = self.kind.load(self.store, key)

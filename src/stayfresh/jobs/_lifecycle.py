@@ -41,7 +41,9 @@ from ..work import (
     min_interval,
 )
 from ._settings import Settings, load_settings
-from ._token_refresh import TOKEN_REFRESH_WORKER, forget_cached
+
+#: the registered worker name of the token refresh backup (an entry point of the package)
+TOKEN_REFRESH_WORKER = "stayfresh.token-refresh"
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,8 @@ def logout(store: Store, name: str, *, manager: WorkManager | None = None) -> Lo
     forgot = [k for k in ("access_token", "refresh_token") if getattr(row.tokens, k)]
     forgot += sorted(k for k in row.config if k in SECRET_CONFIG_KEYS)
     store.clear_secrets(name, config_keys=SECRET_CONFIG_KEYS, message=LOGGED_OUT)
+    from ._token_refresh import forget_cached  # loads the keeper: only when forgetting
+
     forget_cached(name)
     log.info("%s logged out: %d work(s) cancelled, secrets forgotten", name, len(cancelled))
     return LogoutResult(account=name, cancelled=tuple(cancelled), forgot=tuple(forgot))

@@ -43,11 +43,10 @@ from ..store import Store
 from ..tokens import Account, Keeper, TokenKind, default_keeper, refresh_deadline
 from ..tokens.internal import secret_prefix
 from ..work import Result, WorkerContext
+from ._lifecycle import TOKEN_REFRESH_WORKER as TOKEN_REFRESH_WORKER  # re-exported
 
 log = logging.getLogger(__name__)
 
-#: the registered worker name of the token refresh backup (agreed with the other jobs)
-TOKEN_REFRESH_WORKER = "stayfresh.token-refresh"
 #: the seed's threshold for the backup check
 TOKEN_REFRESH_THRESHOLD = dt.timedelta(minutes=30)
 

@@ -11,9 +11,7 @@ from typing import Any
 from .._input import check_name as _check_name
 from ..errors import AccountNotFound, ConfigError
 from ..store import AccountExists, Store, TelemetryRow
-from ._flow import load_account, seconds_left
-from ._model import Account, TokenSet
-from ._providers import get_provider
+from ._model import Account, TokenSet, load_account, seconds_left
 
 #: account names are used in file names, work names and command lines
 MAX_ACCOUNT_NAME = 100
@@ -29,6 +27,8 @@ def check_name(name: str) -> str:
 
 def check_tokens(provider: str, tokens: TokenSet) -> None:
     """Refuse tokens given by the user that the provider could not have issued."""
+    from ._providers import get_provider  # not on the describe path (status, account list)
+
     problem = get_provider(provider).check_tokens(tokens)
     if problem:
         raise ConfigError(problem)
@@ -39,6 +39,8 @@ def add_account(
 ) -> Account:
     """Validate the provider configuration and store a new account."""
     check_name(name)
+    from ._providers import get_provider
+
     normalized = get_provider(provider).normalize_config(config)
     if not tokens.refresh_token:
         raise ConfigError("an account needs a refresh token")

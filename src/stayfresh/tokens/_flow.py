@@ -18,11 +18,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import AccountNotFound, ProviderError, ReauthRequired, TokenError, TransientError
+from ..errors import ProviderError, ReauthRequired, TokenError, TransientError
 from ..fresh import Call, Flow, Http, HttpReply, Kind, Request
 from ..store import Store
 from ._deadline import DEFAULT_THRESHOLD_SECONDS, deadline, margin
-from ._model import Account, TokenSet, secret_prefix
+from ._model import Account, TokenSet, load_account, seconds_left, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
 from ._scrub import Scrubber
 
@@ -57,15 +57,6 @@ def _seconds(at: dt.datetime | None) -> float | None:
     return None if at is None else at.timestamp()
 
 
-def seconds_left(tokens: TokenSet, now: float) -> float:
-    """Seconds until the access token expires (inf when unknown, ≤0 when expired)."""
-    if tokens.access_token is None:
-        return float("-inf")
-    if tokens.expires_at is None:
-        return float("inf")
-    return tokens.expires_at.timestamp() - now
-
-
 def replaced(tokens: TokenSet, rejected: str | None) -> bool:
     """Has the access token a server refused (401) already been replaced by another?
 
@@ -80,13 +71,6 @@ def usable(tokens: TokenSet, now: float) -> bool:
 
 
 # -- the kind -----------------------------------------------------------------------
-
-
-def load_account(store: Store, name: str) -> Account:
-    row = store.get_account(name)
-    if row is None:
-        raise AccountNotFound(f"no account named {name!r}")
-    return Account.from_row(row)
 
 
 class TokenKind(Kind[Account]):

@@ -6,7 +6,8 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from ..store import AccountRow, TokenRow
+from ..errors import AccountNotFound
+from ..store import AccountRow, Store, TokenRow
 
 UTC = dt.UTC
 
@@ -138,3 +139,19 @@ class Account:
     @property
     def needs_login(self) -> bool:
         return self.status == "needs_login"
+
+
+def seconds_left(tokens: TokenSet, now: float) -> float:
+    """Seconds until the access token expires (inf when unknown, ≤0 when expired)."""
+    if tokens.access_token is None:
+        return float("-inf")
+    if tokens.expires_at is None:
+        return float("inf")
+    return tokens.expires_at.timestamp() - now
+
+
+def load_account(store: Store, name: str) -> Account:
+    row = store.get_account(name)
+    if row is None:
+        raise AccountNotFound(f"no account named {name!r}")
+    return Account.from_row(row)
