@@ -225,7 +225,11 @@ def test_the_amazon_provider_resolves_to_the_audible_client_and_stays_light() ->
         "locales": True,
         "names": ["amazon", "oauth2", "oidc"],
         "registry": [],  # resolved by module path, not registered
-        "loaded": ["stayfresh.audible", "stayfresh.audible._provider"],  # no source, no jobs
+        "loaded": [  # no source, no jobs
+            "stayfresh.audible",
+            "stayfresh.audible._locales",
+            "stayfresh.audible._provider",
+        ],
     }
 
 

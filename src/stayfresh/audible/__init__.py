@@ -21,7 +21,8 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from ._import import parse_audible_auth, read_auth_file
     from ._license import read_license
-    from ._provider import AMAZON_LOCALES, AmazonProvider
+    from ._locales import AMAZON_LOCALES
+    from ._provider import AmazonProvider
     from ._source import AUDIBLE_MAX_PAGE, AUDIBLE_RESPONSE_GROUPS, AudibleSource, api_base
 else:
     from .._lazy import lazy_exports as _lazy_exports
@@ -32,7 +33,7 @@ else:
             "parse_audible_auth": "._import",
             "read_auth_file": "._import",
             "read_license": "._license",
-            "AMAZON_LOCALES": "._provider",
+            "AMAZON_LOCALES": "._locales",
             "AmazonProvider": "._provider",
             "AUDIBLE_MAX_PAGE": "._source",
             "AUDIBLE_RESPONSE_GROUPS": "._source",

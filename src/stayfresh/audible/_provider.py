@@ -14,12 +14,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..tokens import Provider, RefreshRequest, TokenSet
 from ..tokens.internal import check_endpoint
+from ._locales import AMAZON_LOCALES
 
-#: Audible marketplaces: locale → Amazon top-level domain (audible package's table)
-AMAZON_LOCALES: dict[str, str] = {
-    "us": "com", "uk": "co.uk", "de": "de", "fr": "fr", "ca": "ca", "it": "it",
-    "au": "com.au", "in": "in", "jp": "co.jp", "es": "es", "br": "com.br",
-}  # fmt: skip
 #: where Amazon accounts refresh: ``audible`` for accounts from before Amazon sign-in
 #: (the audible package's ``with_username``), ``amazon`` for all others
 AMAZON_TOKEN_HOSTS = ("amazon", "audible")

@@ -32,7 +32,7 @@ from ..jobs.sources import (
 from ..tokens import Account
 from ..tokens.internal import check_endpoint
 from ._license import read_license
-from ._provider import AMAZON_LOCALES
+from ._locales import AMAZON_LOCALES
 
 if TYPE_CHECKING:
     from ..jobs import Downloader

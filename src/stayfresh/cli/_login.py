@@ -7,29 +7,22 @@ the result shows the account's status and expiry as ``account show`` does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ConfigError
 from ..jobs import on_account_ready
 from ..store import Store
-from ..tokens import (
-    AMAZON_LOCALES,
-    DevicePrompt,
-    NewAccount,
-    describe,
-    import_account,
-    login_browser,
-    login_device,
-    read_import_file,
-)
-from ..tokens.internal import MAX_IMPORT_FILE as MAX_ACCOUNT_FILE
+from ..tokens import AMAZON_LOCALES, describe
 from ._accounts import account
 from ._app import Context, cli, echo_json, handle_errors, json_option, pass_ctx
 from ._human import duration
 from ._params import Duration
 from ._secrets import read_limited, read_secret, secret_options
+
+if TYPE_CHECKING:  # the login machinery loads when a login or import runs, not for `account list`
+    from ..tokens import DevicePrompt, NewAccount
 
 
 def _say(message: str) -> None:
@@ -113,6 +106,8 @@ def login(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
     if opts["device"]:
         if opts["authorize_url"]:
             raise ConfigError("--authorize-url is for the browser login, not --device")
+        from ..tokens import login_device
+
         login_device(
             ctx.store,
             name,
@@ -122,6 +117,8 @@ def login(ctx: Context, /, name: str, as_json: bool, **opts: Any) -> None:
             on_prompt=_show_device_prompt,
         )
     else:
+        from ..tokens import login_browser
+
         login_browser(
             ctx.store,
             name,
@@ -158,6 +155,8 @@ def _new_account(store: Store, name: str, opts: dict[str, Any]) -> NewAccount | 
         config["scope"] = opts["scope"]
     if secret:
         config["client_secret"] = secret
+    from ..tokens import NewAccount
+
     return NewAccount(provider=opts["provider"], config=config)
 
 
@@ -187,7 +186,10 @@ def account_import(
     if file == "-" and opts["password_file"] == "-":
         raise ConfigError("FILE and --password-file cannot both be stdin")
     password = read_secret("file password", opts["password_env"], opts["password_file"])
-    raw = read_limited(file, MAX_ACCOUNT_FILE, "account file")
+    from ..tokens import import_account, read_import_file
+    from ..tokens.internal import MAX_IMPORT_FILE
+
+    raw = read_limited(file, MAX_IMPORT_FILE, "account file")
     imported = read_import_file(raw, password=password)
     overrides = {k: opts[k] for k in ("token_url", "locale") if opts[k]}
     import_account(ctx.store, name, imported, replace=replace, overrides=overrides)

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
 from ..store import Store, open_store
-from ._kind import Kind, Outcome
-from ._on_use import Fresh
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the core loads when a work runs: store_input alone is on every command's path
     from ..work import Result, WorkerContext, WorkInfo
+    from ._kind import Kind, Outcome
+    from ._on_use import Fresh
 
 log = logging.getLogger("stayfresh.fresh")
 
@@ -103,6 +103,8 @@ def fresh_for(
             return found
         found = _instances.get((kind.name, db))
         if found is None:
+            from ._on_use import Fresh
+
             found = factory(store) if factory is not None else Fresh(kind, store)
             _instances[(kind.name, db)] = found
         _by_store[(kind.name, id(store))] = found
@@ -141,6 +143,8 @@ def verdict(kind: Kind[Any], outcome: Outcome[Any]) -> Verdict:
 
 def load_kind(path: str) -> Kind[Any]:
     """The kind at ``package.module:NAME`` (an instance, or a class made without arguments)."""
+    from ._kind import Kind
+
     module, _, attr = path.partition(":")
     try:
         found: Any = importlib.import_module(module)
