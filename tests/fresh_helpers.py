@@ -8,6 +8,7 @@ replace to block, fail, or log the call to a file (seen across processes).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,10 +33,13 @@ class Counter(Kind[FreshStateRow | None]):
         self.ttl = ttl
         self.source = source or log_to_env_file
         self.loads = 0
+        self._count = threading.Lock()
 
     def load(self, store: Store, key: str) -> FreshStateRow | None:
-        self.loads += 1
-        return store.get_fresh_state(self.name, key)
+        found = store.get_fresh_state(self.name, key)
+        with self._count:  # counted once read: a test may wait for every caller's read
+            self.loads += 1
+        return found
 
     def stale_from(self, state: FreshStateRow | None, within: float) -> float:
         return float("-inf") if state is None else float(state.value["fresh_until"]) - within

@@ -74,7 +74,8 @@ def test_the_valid_path_reads_nothing(any_store: Store) -> None:
 def test_share_mode_n_callers_one_refresh_all_get_its_result(any_store: Store) -> None:
     started, release = threading.Event(), threading.Event()
     source = blocking_source(started, release)
-    fresh = Fresh(Counter(source=source), any_store, clock=FakeClock(T0))
+    kind = Counter(source=source)
+    fresh = Fresh(kind, any_store, clock=FakeClock(T0))
     leader = threading.Thread(target=lambda: fresh.ensure("k"))
     leader.start()
     assert started.wait(30)
@@ -82,7 +83,9 @@ def test_share_mode_n_callers_one_refresh_all_get_its_result(any_store: Store) -
     threads = [threading.Thread(target=lambda: waiters.append(fresh.ensure("k"))) for _ in range(8)]
     for t in threads:
         t.start()
-    wait_for(lambda: len(fresh._flights) == 1 and all(t.is_alive() for t in threads), 10)
+    # every caller has read the stale state while the refresh is in flight: each one
+    # joins the flight, or (read but not yet joined when it lands) the lock's re-read
+    wait_for(lambda: kind.loads >= 2 + 8, 10)  # the leader read it twice: before the lock, after
     release.set()
     for t in [leader, *threads]:
         t.join(30)

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -25,10 +26,10 @@ import pytest
 from stayfresh.errors import AccountNotFound, ProviderError, ReauthRequired, TransientError
 from stayfresh.fresh import Call, Http, HttpReply, Outcome
 from stayfresh.fresh._lock import Options, _count, locked_refresh
-from stayfresh.store import Store
+from stayfresh.store import RefreshIntent, Store
 from stayfresh.testing import FakeClock
 from stayfresh.tokens import TokenKind
-from stayfresh.tokens._flow import load_account
+from stayfresh.tokens._flow import load_account, other_spender
 from stayfresh.tokens._model import Account, TokenSet
 
 UTC = dt.UTC
@@ -133,6 +134,11 @@ def token(access: str = "a-new", refresh: str | None = None, expires_in: int = 3
 
 
 INVALID_GRANT = http(400, {"error": "invalid_grant"})
+#: another process's live intent to spend r1 (it lost the lock with its connection)
+ELSEWHERE = RefreshIntent(
+    account="acct", owner="elsewhere:1", fingerprint="x", version=1, started_at=NOW,
+    expires_at=NOW + 300,
+)  # fmt: skip
 BUSY = http(503, {"error": "temporarily_unavailable"})
 DISCOVERED = http(200, {"token_endpoint": "https://idp.example/oidc/token"})
 
@@ -151,7 +157,14 @@ def options(**overrides: Any) -> Options:
 # -- the driver ----------------------------------------------------------------------------
 
 #: effects whose result the flow uses (their reply may also be an exception to throw)
-ANSWERED = {"try-lock", "lock", "load", "swap", "GET", "POST"}
+ANSWERED = {"try-lock", "lock", "load", "swap", "GET", "POST", "spender"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Spender:
+    """The reply to a look for another process spending the token (what ``other_spender`` found)."""
+
+    found: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +198,10 @@ def describe(effect: Any, store: FakeStore) -> tuple[Any, ...]:
         return ("config", args[1]["token_url"])
     if fn is load_account or (isinstance(owner, TokenKind) and fn.__name__ == "load"):
         return ("load",)
+    if fn is other_spender:
+        return ("spender",)
+    if fn is time.sleep:
+        return ("sleep",)
     if fn is _count:
         outcome, layer = args[4], args[3]
         if outcome == "failure":
@@ -220,9 +237,13 @@ def drive(
             name = effects[-1][0]
             if pending and isinstance(pending[0], Fail) and pending[0].at == name:
                 error = pending.pop(0).error
+            elif name == "spender" and not (pending and isinstance(pending[0], Spender)):
+                send = None  # nobody else is spending the token: the usual case
             elif name in ANSWERED:
                 assert pending, f"no reply left for {effects[-1]} after {effects}"
                 reply = pending.pop(0)
+                if isinstance(reply, Spender):
+                    reply = reply.found
                 if isinstance(reply, BaseException):
                     error = reply
                 else:
@@ -253,7 +274,7 @@ class Row:
 
 
 LOCKED = ("try-lock",)
-REFRESH = [("begin", 1), ("POST", TOKEN_URL, "r1")]
+REFRESH = [("spender",), ("begin", 1), ("POST", TOKEN_URL, "r1")]
 SWAP = ("swap", 1, "a-new", "r1")
 
 ROWS = {
@@ -307,6 +328,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("begin", 2),
             ("POST", TOKEN_URL, "r2"),
             ("swap", 2, "a-new", "r2"),
@@ -418,6 +440,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("begin", 1),
             ("load",),
             ("end", "needs_login"),
@@ -483,8 +506,23 @@ ROWS = {
     "refresh/store-fails-before-the-request: not a token error, not recorded": Row(
         EXPIRED,
         [True, EXPIRED, Fail("begin", OSError("disk full"))],
-        [LOCKED, ("load",), ("begin", 1), ("release",)],
+        [LOCKED, ("load",), ("spender",), ("begin", 1), ("release",)],
         (OSError, "disk full"),
+    ),
+    # -- another process lost the lock with its connection but still spends the token
+    "spender/another-process-spends-the-token-then-commits: wait, use its token": Row(
+        EXPIRED,
+        [True, EXPIRED, Spender(ELSEWHERE), Spender(NEWER_VALID)],
+        [
+            LOCKED,
+            ("load",),
+            ("spender",),
+            ("sleep",),
+            ("spender",),
+            ("success", "use"),
+            ("release",),
+        ],
+        ("a2", True),
     ),
     # -- invalid_grant: the rotation race
     "rotation/invalid-grant-same-refresh-token: reauth, recorded": Row(
@@ -561,6 +599,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("GET", DISCOVERY, None),
             ("config", "https://idp.example/oidc/token"),
             ("begin", 1),
@@ -577,6 +616,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("GET", DISCOVERY, None),
             ("end", None),
             ("failure", "use", "TransientError"),
@@ -590,6 +630,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("GET", DISCOVERY, None),
             ("end", None),
             ("failure", "use", "TransientError"),
@@ -603,6 +644,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("GET", DISCOVERY, None),
             ("end", None),
             ("failure", "use", "ProviderError"),
@@ -616,6 +658,7 @@ ROWS = {
         [
             LOCKED,
             ("load",),
+            ("spender",),
             ("GET", DISCOVERY, None),
             ("end", None),
             ("failure", "use", "ProviderError"),
@@ -659,4 +702,6 @@ def test_the_table_names_every_effect_the_flow_can_ask_for() -> None:
         "failure",
         "end",
         "skip",
+        "spender",
+        "sleep",
     }

@@ -257,7 +257,10 @@ def test_refresh_intent_is_durable_names_the_token_by_fingerprint_and_ends_with_
     any_store.end_refresh("a")  # a failed refresh ends it, tokens unchanged
     assert other.refresh_intent("a") is None and other.get_account("a").status == "ok"  # type: ignore[union-attr]
     any_store.begin_refresh("a", 1)
-    any_store.end_refresh("a", needs_login="refresh token rejected")
+    any_store.end_refresh("a", needs_login="rejected", rejected="R-other")  # not the stored one
+    assert other.get_account("a").status == "ok"  # type: ignore[union-attr]
+    any_store.begin_refresh("a", 1)
+    any_store.end_refresh("a", needs_login="refresh token rejected", rejected="R-secret")
     row = other.get_account("a")
     assert row is not None and (row.status, row.status_message) == (
         "needs_login", "refresh token rejected",

@@ -43,3 +43,28 @@ def test_a_success_lands_in_every_bucket_at_or_above_its_latency(
     assert tuple(v for k, v in counts.items() if k.startswith("le_")) == buckets
     assert (counts["latency_count"], counts["latency_sum_ms"]) == (1, latency_ms)
     assert telemetry_counts("failure", at=NOW, latency_ms=latency_ms)["latency_count"] == 0
+
+
+def test_an_intent_is_held_elsewhere_while_its_owner_may_still_commit() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from stayfresh.store import RefreshIntent
+
+    def intent(owner: str, expires_at: float = NOW + 300) -> RefreshIntent:
+        return RefreshIntent(
+            account="a", owner=owner, fingerprint="f", version=1, started_at=NOW,
+            expires_at=expires_at,
+        )  # fmt: skip
+
+    host = socket.gethostname()
+    assert intent("other-host:1").held_elsewhere(NOW)
+    assert not intent("other-host:1", expires_at=NOW).held_elsewhere(NOW)  # the lease ran out
+    assert not intent(f"{host}:{os.getpid()}").held_elsewhere(NOW)  # this process's own
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not intent(f"{host}:{gone.pid}").held_elsewhere(NOW)  # its owner died here
+    assert intent(f"{host}:1").held_elsewhere(NOW)  # alive (init), not ours
+    assert intent("x:1").spends(None) is False

@@ -44,6 +44,8 @@ class Request:
     force: bool
     within: float
     clock: Callable[[], float]
+    #: how long this call may wait for another caller's work (the caller's lock timeout)
+    patience: float = 60.0
 
 
 class Kind(abc.ABC, Generic[S]):

@@ -97,7 +97,9 @@ def _refresh_locked(
         usable = now < kind.usable_until(current)
         return Outcome("failed", current, key, opts.layer, now, str(blocked), blocked, usable)
     reason = "refresh forced" if force else kind.reason(current, opts.within, now)
-    request = Request(layer=opts.layer, force=force, within=opts.within, clock=clock)
+    request = Request(
+        layer=opts.layer, force=force, within=opts.within, clock=clock, patience=opts.lock_timeout
+    )
     started = time.perf_counter()
     try:
         fresh: S = yield from kind.refresh(store, key, current, request)

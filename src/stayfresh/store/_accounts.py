@@ -139,17 +139,16 @@ class AccountsSQL(SQLBase, Store):
             )
         )
 
-    def end_refresh(self, name: str, *, needs_login: str | None = None) -> None:
+    def end_refresh(
+        self, name: str, *, needs_login: str | None = None, rejected: str | None = None
+    ) -> None:
         def body(tx: Tx) -> None:
             tx.run("end_intent", name=name)
             if needs_login is not None:
                 tx.run(
-                    "set_status",
-                    name=name,
-                    status="needs_login",
-                    message=needs_login,
+                    "mark_needs_login", name=name, message=needs_login, rejected=rejected,
                     now=time.time(),
-                )
+                )  # fmt: skip
 
         self._release_reserve(name)
         self.transact(body)

@@ -549,12 +549,15 @@ class Store(WorkStore, LibraryStore, NotifyStore, FreshStore):
         """Set the account's status (``ok`` or ``needs_login``) and its message."""
 
     @abc.abstractmethod
-    def end_refresh(self, name: str, *, needs_login: str | None = None) -> None:
+    def end_refresh(
+        self, name: str, *, needs_login: str | None = None, rejected: str | None = None
+    ) -> None:
         """End ``name``'s refresh intent after a failed refresh (tokens unchanged).
 
         With ``needs_login`` (a message) the account's status becomes
-        ``needs_login`` in the same transaction. Uses the room
-        :meth:`begin_refresh` set aside, so it commits on a full disk.
+        ``needs_login`` in the same transaction — but only while ``rejected``,
+        the refresh token the provider refused, is still the stored one.
+        Uses the room :meth:`begin_refresh` set aside, so it commits on a full disk.
         """
 
     @abc.abstractmethod

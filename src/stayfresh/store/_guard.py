@@ -94,6 +94,24 @@ def intent_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_alive(owner: str) -> bool:
+    """Whether the ``host:pid`` that wrote an intent may still be running.
+
+    On this host the process table answers; another host's owner is presumed
+    alive (its intent then lives until its lease ends).
+    """
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def fingerprint(secret: str | None) -> str:
     """A short SHA-256 prefix naming a refresh token without revealing it."""
     if secret is None:

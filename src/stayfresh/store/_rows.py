@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
-from ._guard import fingerprint, intent_owner
+from ._guard import fingerprint, intent_owner, owner_alive
 
 UniquePolicy = Literal["keep", "replace", "append", "update", "cancel_and_reenqueue"]
 EnqueueAction = Literal["enqueued", "kept", "replaced", "appended", "updated"]
@@ -78,6 +78,15 @@ class RefreshIntent:
     version: int
     started_at: float
     expires_at: float
+
+    def spends(self, refresh_token: str | None) -> bool:
+        """Is this the intent to spend ``refresh_token``?"""
+        return self.fingerprint == fingerprint(refresh_token)
+
+    def held_elsewhere(self, now: float) -> bool:
+        """Is another process still spending it: the lease runs, the owner is not this
+        process and not known to be dead (``now``: wall-clock POSIX seconds)."""
+        return now < self.expires_at and self.owner != intent_owner() and owner_alive(self.owner)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,12 +15,13 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ProviderError, ReauthRequired, TokenError, TransientError
 from ..fresh import Call, Flow, Http, HttpReply, Kind, Request
-from ..store import Store
+from ..store import RefreshIntent, Store
 from ._deadline import DEFAULT_THRESHOLD_SECONDS, deadline, margin
 from ._model import Account, TokenSet, load_account, seconds_left, secret_prefix
 from ._providers import Provider, RefreshRequest, get_provider
@@ -134,7 +135,11 @@ def refresh_tokens(store: Store, current: Account, request: Request) -> Flow[Acc
     (and marks the account ``needs_login`` when the refresh token is refused).
     """
     name = current.name
+    newer = yield from _after_another_spender(store, current, request)
+    if newer is not None:
+        return newer
     provider = get_provider(current.provider)
+    spent = current.tokens.refresh_token
     try:
         config = yield from _discovered_config(store, provider, current)
         yield Call(store.begin_refresh, (name, current.version))  # durable before the request
@@ -158,7 +163,7 @@ def refresh_tokens(store: Store, current: Account, request: Request) -> Flow[Acc
         if isinstance(exc, ReauthRequired):
             exc.account = name  # what the user must log in to: every message names it
             needs_login = str(exc)
-        yield Call(store.end_refresh, (name,), {"needs_login": needs_login})
+        yield Call(store.end_refresh, (name,), {"needs_login": needs_login, "rejected": spent})
         raise
     if tokens.refresh_token == current.tokens.refresh_token:
         log.info("%s: refresh token kept (%s)", name, secret_prefix(tokens.refresh_token))
@@ -173,6 +178,49 @@ def refresh_tokens(store: Store, current: Account, request: Request) -> Flow[Acc
     expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
     log.info("%s: token refreshed, new expiry %s", name, expiry)
     return dataclasses.replace(current, tokens=tokens, version=version)
+
+
+#: how often a caller waiting for another process's refresh looks at the store again
+INTENT_POLL = 0.2
+
+
+def _after_another_spender(
+    store: Store, current: Account, request: Request
+) -> Flow[Account | None]:
+    """Wait while another process is spending this very refresh token; its result, or None.
+
+    Holding the lock, we may still find a live intent to spend our refresh
+    token: its owner lost the lock with its database connection and is still
+    waiting for the provider. Sending the token again would be a reuse that a
+    rotating provider answers by revoking the login, so we wait for its
+    result (a newer version of the account), for the intent to end or expire
+    or its owner to die on this host, at most ``request.patience`` seconds.
+    """
+    deadline = time.monotonic() + request.patience
+    while True:
+        found: Account | RefreshIntent | None = yield Call(other_spender, (store, current))
+        if not isinstance(found, RefreshIntent):
+            return found
+        if time.monotonic() >= deadline:
+            raise TransientError(
+                f"{current.name}: another process ({found.owner}) is spending this refresh"
+                " token; not sending it twice"
+            )
+        log.info("%s: %s is spending this refresh token; waiting", current.name, found.owner)
+        yield Call(time.sleep, (INTENT_POLL,))
+
+
+def other_spender(store: Store, current: Account) -> Account | RefreshIntent | None:
+    """One look: the newer account if another process refreshed it meanwhile; else the live
+    intent of another process to spend ``current``'s refresh token; else None."""
+    latest = load_account(store, current.name)
+    if latest.version != current.version:
+        log.info("%s: another process refreshed the token meanwhile; using it", current.name)
+        return latest
+    intent = store.refresh_intent(current.name)
+    if intent is not None and intent.spends(current.tokens.refresh_token):
+        return intent if intent.held_elsewhere(time.time()) else None
+    return None
 
 
 def _discovered_config(store: Store, provider: Provider, account: Account) -> Flow[dict[str, Any]]:

@@ -44,6 +44,12 @@ WHERE name = :name AND version = :expected_version
 UPDATE accounts SET status = :status, status_message = :message, updated_at = :now
 WHERE name = :name
 
+-- name: mark_needs_login
+-- only while the rejected refresh token is still the stored one: a token another
+-- process already replaced says nothing about the login
+UPDATE accounts SET status = 'needs_login', status_message = :message, updated_at = :now
+WHERE name = :name AND refresh_token IS NOT DISTINCT FROM :rejected
+
 -- name: account_refresh_token
 SELECT refresh_token FROM accounts WHERE name = :name
 

@@ -1,0 +1,78 @@
+"""Single flight when the refresh lock dies with its database connection (real PostgreSQL).
+
+On PostgreSQL the refresh lock is an advisory lock held by one connection. When
+that connection dies (a restart, ``pg_terminate_backend``) the server frees the
+lock while its holder still waits for the provider. The durable refresh intent
+(committed before the request) is the fence: a second caller that gets the lock
+finds another process spending the very same refresh token and waits for its
+result instead of sending the token again — which a rotating provider answers
+by revoking the login.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+
+from stayfresh.store import open_store
+from stayfresh.testing import LocalTokenServer, wait_for
+from stayfresh.tokens import TokenSet, add_account
+
+FORCED_REFRESH = (
+    "import sys\n"
+    "from stayfresh.store import open_store\n"
+    "from stayfresh.tokens import Keeper\n"
+    "keeper = Keeper(open_store(sys.argv[1]), timeout=30)\n"
+    "print(keeper.ensure_valid_token('acct', force=True).access_token, flush=True)\n"
+)
+
+
+def test_a_refresh_whose_lock_died_with_its_connection_is_not_sent_twice(pg_url: str) -> None:
+    import psycopg
+
+    with LocalTokenServer(access_ttl=3600, rotate=True, delay=4.0) as server:
+        store = open_store(pg_url)
+        now = dt.datetime.now(dt.UTC)
+        add_account(
+            store, "acct", "oauth2",
+            {"token_url": server.token_url, "client_id": server.client_id,
+             "client_secret": server.client_secret},
+            TokenSet(access_token="old", refresh_token=server.issue_refresh_token(),
+                     expires_at=now + dt.timedelta(hours=1), obtained_at=now),
+        )  # fmt: skip
+        first = subprocess.Popen(
+            [sys.executable, "-c", FORCED_REFRESH, pg_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # its intent is committed and its request is at the (slow) provider
+        wait_for(lambda: store.refresh_intent("acct") is not None and server.requests, 30)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            holders = admin.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchall()
+            assert len(holders) == 1
+            admin.execute("SELECT pg_terminate_backend(%s)", (holders[0][0],))
+            wait_for(
+                lambda: not admin.execute(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                ).fetchall(),
+                10,
+            )
+        started = time.monotonic()
+        second = subprocess.Popen(
+            [sys.executable, "-c", FORCED_REFRESH, pg_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        out1, err1 = first.communicate(timeout=60)
+        out2, err2 = second.communicate(timeout=60)
+        assert first.returncode == 0, err1
+        assert second.returncode == 0, err2
+        assert (server.refreshes, server.rejected) == (1, 0)  # the token was sent once
+        assert out1.strip() == out2.strip() != "old"  # both callers got the one new token
+        assert "is spending this refresh token" in err2 or time.monotonic() - started < 60
+        row = store.get_account("acct")
+        assert row is not None and row.status == "ok" and row.tokens.access_token == out1.strip()
+        assert store.refresh_intent("acct") is None
+        store.close()
