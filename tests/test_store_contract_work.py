@@ -198,3 +198,47 @@ def test_run_now_and_renew_ignore_what_they_cannot_change(store: Store) -> None:
     assert r is not None and r.lease_until == T0 + 12
     (claim,) = store.claim_work(["e"], runner_id="r1", now=T0 + 2, lease_seconds=10)
     assert claim.work.run_now is False and claim.work.progress is None
+
+
+def test_a_claim_that_waited_for_the_database_gets_a_whole_lease(any_store: Store) -> None:
+    """The lease runs from when the rows are ours: a claim that waited longer than a
+    second (here another connection holds the table) does not commit a lease that has
+    already run out, or another runner would take the work over while it runs."""
+    import threading
+    import time
+
+    from stayfresh.store import PostgresStore, SQLiteStore
+
+    any_store.enqueue_work([new_work("w")], policy=None, now=T0)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        if isinstance(any_store, SQLiteStore):
+            import sqlite3
+
+            conn = sqlite3.connect(any_store.path, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(10)
+            conn.execute("ROLLBACK")
+            conn.close()
+        else:
+            import psycopg
+
+            assert isinstance(any_store, PostgresStore)
+            with psycopg.connect(any_store.url, autocommit=True) as conn, conn.transaction():
+                conn.execute("LOCK TABLE work IN ACCESS EXCLUSIVE MODE")
+                held.set()
+                release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    threading.Timer(2.0, release.set).start()
+    started = time.monotonic()
+    (claim,) = any_store.claim_work(["w"], runner_id="r1", now=T0, lease_seconds=1.0)
+    waited = time.monotonic() - started
+    holder.join(10)
+    assert waited >= 1.5
+    assert claim.work.lease_until is not None
+    assert claim.work.lease_until >= T0 + waited - 0.5 + 1.0  # not T0 + 1: already over

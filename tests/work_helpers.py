@@ -198,3 +198,10 @@ class Daemon:
         finally:
             self._err.close()
         return code
+
+
+def sleep_a_while(ctx: WorkerContext) -> Result:
+    """Runs ``input.seconds`` (longer than a lease: the lease must be renewed), logged."""
+    _log_call(ctx)
+    ctx.wait_cancelled(float(ctx.input.get("seconds", 4.0)))
+    return Result.success({"ran": ctx.name})

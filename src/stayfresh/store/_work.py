@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -273,6 +274,22 @@ def run_row(r: RowLike) -> RunRow:
 # backends' bases: a shared name would shadow theirs)
 
 
+#: a store call that took longer than this (a locked table, a busy file) moves its leases on
+WAIT_COUNTED = 1.0
+
+
+def waited(called: float) -> float:
+    """Seconds a call has waited since ``called`` (monotonic), or 0 below :data:`WAIT_COUNTED`.
+
+    Leases are computed from the caller's ``now``; a call that waited for the
+    database must not commit a lease that has already run out (another runner
+    would take the work over while it runs). Sub-second waits are ignored, so
+    that a clock given by a test stays exact.
+    """
+    elapsed = time.monotonic() - called
+    return elapsed if elapsed > WAIT_COUNTED else 0.0
+
+
 class WorkSQL(SQLBase, WorkStore):
     """The :class:`WorkStore` methods, for both backends."""
 
@@ -430,9 +447,15 @@ class WorkSQL(SQLBase, WorkStore):
     ) -> list[ClaimedRun]:
         if not ids:
             return []
-        lease = {"runner": runner_id, "now": now, "until": now + lease_seconds}
+        called = time.monotonic()
 
         def body(tx: Tx) -> list[ClaimedRun]:
+            # the lease runs from when the rows are ours, not from ``now``: a claim that
+            # waited (a locked table, a busy file, a reconnect) must not commit a lease
+            # that has already run out, or another runner takes the work over as well
+            tx.one("touch_work", ids=sorted(set(ids)))  # waits here for a lock held on the table
+            at = now + waited(called)
+            lease = {"runner": runner_id, "now": at, "until": at + lease_seconds}
             # PostgreSQL: the claim itself, each row with its new run_id; SQLite: the
             # candidates (run_id NULL), whose runs are opened here
             rows = tx.all(
@@ -446,7 +469,7 @@ class WorkSQL(SQLBase, WorkStore):
             taken = {r["id"]: int(r["run_id"]) for r in rows if r["run_id"] is not None}
             opening = [r["id"] for r in rows if r["run_id"] is None]
             if opening:
-                tx.many("lose_run", lost_runs(rows, now))
+                tx.many("lose_run", lost_runs(rows, at))
                 opened = tx.all("open_runs", ids=opening, **lease)
                 tx.many(
                     "take_lease", [{"id": o["work_id"], "run_id": o["id"], **lease} for o in opened]
@@ -465,12 +488,14 @@ class WorkSQL(SQLBase, WorkStore):
     ) -> set[str]:
         if not ids:
             return set()
-        rows = self.transact(
-            lambda tx: tx.all(
-                "renew_leases", ids=list(ids), until=now + lease_seconds, runner=runner_id
-            )
-        )
-        return {r["id"] for r in rows}
+        called = time.monotonic()
+
+        def body(tx: Tx) -> list[RowLike]:  # from when the rows are ours, as a claim
+            tx.one("touch_work", ids=list(ids))
+            until = now + waited(called) + lease_seconds
+            return tx.all("renew_leases", ids=list(ids), until=until, runner=runner_id)
+
+        return {r["id"] for r in self.transact(body)}
 
     def finish_runs(self, finishes: Sequence[RunFinish], *, keep_runs: int) -> list[str]:
         if not finishes:

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 FALLBACK_MAX_SLEEP = 300.0
 #: a wall/monotonic offset change larger than this is reported as a clock jump
 CLOCK_JUMP = 2.0
+#: a pass that took longer than this (seconds) is followed by another at once
+PASS_WAITED = 1.0
 
 
 class Runner(_RunKeeping):
@@ -110,6 +112,7 @@ class Runner(_RunKeeping):
         self._watcher: ConstraintWatcher | None = None
         self._poked = False
         self._sleep_due: float | None = None
+        self._again = False  # the last pass waited: look again before sleeping
         self._next_renew = 0.0
         self._renew_wall = 0.0
         #: the wake channel's own check period (None: it reports breakage itself)
@@ -261,6 +264,9 @@ class Runner(_RunKeeping):
         self._check_time_limits()
         if not self._stopping.is_set():
             self._claim(now, self._start)
+        # a pass that waited (a locked table, a busy file) read "due" with a stale time:
+        # what came due meanwhile is in the past for the sleep plan, so look again at once
+        self._again = self.clock() - now > PASS_WAITED
         if now - self._last_prune > 3600:
             self._last_prune = now
             pruned = self.store.prune_work(finished_before=now - DEFAULT_KEEP_FINISHED)
@@ -275,7 +281,7 @@ class Runner(_RunKeeping):
             if len(self._runs) >= self.max_concurrent
             else self.store.next_wake_time(now, runner_id=self.runner_id)
         )
-        if not self._done.empty():
+        if not self._done.empty() or self._again:
             return 0.0
         timeouts: list[float] = []
         if self._listen_every is not None:
@@ -344,8 +350,9 @@ class Runner(_RunKeeping):
                     ready.append(row.id)
             if not ready:
                 continue
+            # the clock again: the reads above may have waited (a locked table, a busy file)
             claims = self.store.claim_work(
-                ready[:free], runner_id=self.runner_id, now=now,
+                ready[:free], runner_id=self.runner_id, now=max(now, self.clock()),
                 lease_seconds=self.lease_seconds, dead_owners=dead,
             )  # fmt: skip
             if not claims:
