@@ -143,7 +143,14 @@ class PGServer:
 
     def restart(self) -> None:
         """Stop the server at once (all connections drop) and start it again."""
+        self.down()
+        self.up()
+
+    def down(self) -> None:
+        """Stop the server at once, keeping its data (:meth:`up` starts it again)."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def up(self) -> None:
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o",
             self._options, "-w", "start",

@@ -16,7 +16,11 @@ import subprocess
 import sys
 import time
 
-from stayfresh.store import open_store
+import pytest
+
+from pg_server import PGServer
+from stayfresh.errors import StoreUnavailable
+from stayfresh.store import PostgresStore, open_store
 from stayfresh.testing import LocalTokenServer, wait_for
 from stayfresh.tokens import TokenSet, add_account
 
@@ -76,3 +80,32 @@ def test_a_refresh_whose_lock_died_with_its_connection_is_not_sent_twice(pg_url:
         assert row is not None and row.status == "ok" and row.tokens.access_token == out1.strip()
         assert store.refresh_intent("acct") is None
         store.close()
+
+
+def test_the_refresh_lock_rides_out_lost_connections_and_types_a_server_down(
+    pg_server: PGServer,
+) -> None:
+    """Taking the lock goes through the store's retry policy: connections cut under it are
+    replaced; a server that stays down is ``StoreUnavailable`` (exit 4), never a raw
+    psycopg error or a pool timeout."""
+    url = pg_server.create_database()
+    store = PostgresStore(url, retry_for=20)
+    lock = store.lock("token", "a")
+    assert lock.acquire(0)
+    lock.release()
+    pg_server.terminate_connections(url)  # the lock pool's idle connections are all dead
+    assert lock.acquire(0)  # on a fresh connection
+    lock.release()
+    short = PostgresStore(url, retry_for=2)
+    pg_server.down()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as raised:
+            short.lock("token", "b").acquire(0)
+        assert raised.value.exit_code == 4 and time.monotonic() - started < 30
+    finally:
+        pg_server.up()
+    assert store.lock("token", "a").acquire(5)  # back once the server is
+    store.lock("token", "a").release()
+    store.close()
+    short.close()

@@ -72,6 +72,17 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+#: libpq's TCP keepalives and user timeout: a server that stops answering without a reset
+#: (a network partition, a host gone) fails the connection within about a minute
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, for logs and ``Store.location``."""
     return re.sub(r"^(\w+://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -181,42 +192,76 @@ class AdvisoryLock(RefreshLock):
     compare-and-swap write.
     """
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], name: str) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        name: str,
+        *,
+        location: str = "",
+        retry_for: float = DEFAULT_RETRY_FOR,
+        busy_timeout: float = 30.0,
+    ) -> None:
         self._pool = pool
         self.name = name
         self.key = advisory_key(name)
         self._local = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._location, self._retry_for, self._busy_timeout = location, retry_for, busy_timeout
 
     def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock (see the class); database trouble is retried like any store call.
+
+        A lost connection, a server restarting or a pool with no connection to
+        give is retried with backoff for the store's ``retry_for`` (at least 5 s
+        even for a try), then :class:`~stayfresh.errors.StoreUnavailable`; a
+        failure that is an answer is typed the way every other call types it.
+        """
         started = time.monotonic()
         if not self._local.acquire(timeout=-1 if timeout is None else timeout):
             return False
+        give_up = started + min(self._retry_for, max(5.0, timeout or self._retry_for))
+        tries = 0
         try:
-            remaining = (
-                None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-            )
-            conn = self._pool.getconn(timeout=None if remaining is None else max(remaining, 1.0))
-            try:
-                if remaining == 0.0:
-                    row = conn.execute(
-                        "SELECT pg_try_advisory_lock(%s) AS ok", (self.key,)
-                    ).fetchone()
-                    got = bool(row and row["ok"])
-                else:
-                    got = self._wait(conn, remaining)
-            except BaseException:
-                self._pool.putconn(conn)
-                raise
-            if not got:
-                self._pool.putconn(conn)
-                self._local.release()
-                return False
-            self._conn = conn
-            return True
+            while True:
+                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+                try:
+                    return self._take(left)
+                except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                    if not is_transient(exc):
+                        typed = pg_failure(exc, self._location, self._busy_timeout)
+                        if typed is None:
+                            raise
+                        raise typed from exc
+                    tries += 1
+                    delay = backoff_delay(tries, initial=0.05, floor=0.0, cap=2.0)
+                    if time.monotonic() + delay > give_up:
+                        raise StoreUnavailable(
+                            f"lock {self.name!r}: PostgreSQL at {self._location} unreachable: {exc}"
+                        ) from exc
+                    log.warning("lock %r: %s; retrying in %.2fs", self.name, exc, delay)
+                    time.sleep(delay)
         except BaseException:
             self._local.release()
             raise
+
+    def _take(self, remaining: float | None) -> bool:
+        """One attempt on one pooled connection (kept while the lock is held)."""
+        conn = self._pool.getconn(timeout=None if remaining is None else max(remaining, 1.0))
+        try:
+            if remaining == 0.0:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (self.key,)).fetchone()
+                got = bool(row and row["ok"])
+            else:
+                got = self._wait(conn, remaining)
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
+        if not got:
+            self._pool.putconn(conn)
+            self._local.release()
+            return False
+        self._conn = conn
+        return True
 
     def _wait(self, conn: psycopg.Connection[Any], remaining: float | None) -> bool:
         ms = 0 if remaining is None else max(1, int(remaining * 1000))
@@ -304,7 +349,11 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
         self.location = redact_url(url)
         self.retry_for = retry_for
         self.busy_timeout = _guard.busy_timeout(busy_timeout)
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            **KEEPALIVES,  # a connection gone silent (no reset) is found dead, not waited on
+        }
         lock_ms = f"{max(1, round(self.busy_timeout * 1000))}ms"
 
         def configure(conn: Conn) -> None:  # every new connection of both pools
@@ -433,7 +482,10 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
         with self._locks_guard:
             lock = self._locks.get(name)
             if lock is None:
-                lock = self._locks[name] = AdvisoryLock(self._lock_pool, name)
+                lock = self._locks[name] = AdvisoryLock(
+                    self._lock_pool, name, location=self.location, retry_for=self.retry_for,
+                    busy_timeout=self.busy_timeout,
+                )  # fmt: skip
             return lock
 
     def named_lock(self, name: str) -> RefreshLock:
