@@ -109,3 +109,18 @@ def test_the_refresh_lock_rides_out_lost_connections_and_types_a_server_down(
     store.lock("token", "a").release()
     store.close()
     short.close()
+
+
+def test_every_connection_has_a_statement_limit(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement of a stuck server holds nobody forever: ``STAYFRESH_STATEMENT_TIMEOUT``."""
+    monkeypatch.setenv("STAYFRESH_STATEMENT_TIMEOUT", "1.5")
+    store = PostgresStore(pg_url, retry_for=5)
+    assert store.statement_timeout == 1.5
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="ran too long"):
+        store._retrying(lambda conn: conn.execute("SELECT pg_sleep(10)"))
+    assert time.monotonic() - started < 5
+    lock = store.lock("token", "a")
+    assert lock.acquire(3)  # a lock wait is bounded by its own timeout, not the statement limit
+    lock.release()
+    store.close()

@@ -456,6 +456,26 @@ def test_expired_lease_is_reclaimed_and_old_run_marked_lost(store: Store, clock:
     assert wm.get(info.id).state is WorkState.SUCCEEDED  # type: ignore[union-attr]
 
 
+def test_a_run_checks_its_fencing_token_before_a_side_effect(store: Store, clock: FakeClock) -> None:
+    """``ctx.lease_valid()``: the stored work still names this run, with a live lease."""
+    from stayfresh.work import WorkerContext
+
+    wm = WorkManager(store, clock=clock, environ={})
+    info = wm.enqueue(WorkRequest(worker="work_helpers:ok"), name="f")
+    [first] = store.claim_work([info.id], runner_id="r1", now=clock.now, lease_seconds=60)
+    ctx = WorkerContext(
+        work_id=info.id, name="f", input={}, run_attempt=1, tags=(), scheduled_at=clock.now,
+        store=store, run_id=first.run_id, clock=clock,
+    )  # fmt: skip
+    assert ctx.run_id == first.run_id and ctx.lease_valid()
+    clock.advance(61)
+    assert not ctx.lease_valid()  # its lease ran out: another runner may own it now
+    [second] = store.claim_work([info.id], runner_id="r2", now=clock.now, lease_seconds=60)
+    assert second.run_id != first.run_id and not ctx.lease_valid()  # taken over
+    ctx.lease_lost()
+    assert ctx.cancelled and not ctx.lease_valid()
+
+
 def test_history_is_bounded(store: Store, clock: FakeClock) -> None:
     wm = WorkManager(store, clock=clock, environ={})
     runner = Runner(store, clock=clock, listen=False, environ={}, overrides={}, keep_runs=5)

@@ -34,6 +34,8 @@ from ..errors import (
 #: seconds a statement waits for another writer's lock before :class:`StoreBusy`
 DEFAULT_BUSY_TIMEOUT = 30.0
 BUSY_TIMEOUT_ENV = "STAYFRESH_BUSY_TIMEOUT"
+DEFAULT_STATEMENT_TIMEOUT = 300.0
+STATEMENT_TIMEOUT_ENV = "STAYFRESH_STATEMENT_TIMEOUT"
 
 #: seconds after which a refresh intent whose owner never finished is presumed dead
 INTENT_LEASE = 300.0
@@ -49,18 +51,31 @@ def busy_timeout(value: float | None = None) -> float:
     ``lock_timeout`` are the same promise ("wait this long for another
     writer, then say busy").
     """
+    return _seconds_setting(value, BUSY_TIMEOUT_ENV, DEFAULT_BUSY_TIMEOUT, "busy timeout")
+
+
+def statement_timeout(value: float | None = None) -> float:
+    """``value``, else ``STAYFRESH_STATEMENT_TIMEOUT`` (seconds), else 300 s.
+
+    PostgreSQL's ``statement_timeout`` on every connection: no statement of a
+    stuck or overloaded server holds a caller longer than this.
+    """
+    return _seconds_setting(
+        value, STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT, "statement timeout"
+    )
+
+
+def _seconds_setting(value: float | None, env: str, default: float, what: str) -> float:
     if value is None:
-        text = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+        text = os.environ.get(env, "").strip()
         if not text:
-            return DEFAULT_BUSY_TIMEOUT
+            return default
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(
-                f"{BUSY_TIMEOUT_ENV}={text[:40]!r} is not a number of seconds"
-            ) from None
+            raise ConfigError(f"{env}={text[:40]!r} is not a number of seconds") from None
     if not 0 < value <= 86400:  # NaN fails too
-        raise ConfigError(f"busy timeout must be between 0 and 86400 seconds, not {value!r}")
+        raise ConfigError(f"{what} must be between 0 and 86400 seconds, not {value!r}")
     return value
 
 

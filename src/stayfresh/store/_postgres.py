@@ -114,6 +114,8 @@ def pg_failure(exc: BaseException, location: str, timeout: float) -> StoreError 
     """
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return busy_error(location, timeout)
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # statement_timeout
+        return StoreUnavailable(f"PostgreSQL at {location}: a statement ran too long ({exc})")
     if isinstance(exc, psycopg.Error) and exc.sqlstate == "53100":
         return full_error(location)
     return None
@@ -268,6 +270,10 @@ class AdvisoryLock(RefreshLock):
         try:  # a session lock taken in a transaction outlives it; the setting does not
             with conn.transaction():
                 conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{ms}ms",))
+                if ms:  # the wait asked for, not the connection's statement limit, decides
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)", (f"{ms + 5000}ms",)
+                    )
                 conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
             return True
         except psycopg.errors.LockNotAvailable:
@@ -336,13 +342,16 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
         lock_pool_size: int = 16,
         retry_for: float = DEFAULT_RETRY_FOR,
         busy_timeout: float | None = None,
+        statement_timeout: float | None = None,
     ) -> None:
         """Connect (failing fast when the server is down) and migrate.
 
         ``busy_timeout``: seconds a statement waits for a lock held by
         another session before :class:`~stayfresh.errors.StoreBusy` (default
         ``STAYFRESH_BUSY_TIMEOUT`` or 30); it is each connection's
-        ``lock_timeout``. A database migrated by a newer stayfresh is refused
+        ``lock_timeout``. ``statement_timeout``: the longest any statement may run
+        (default ``STAYFRESH_STATEMENT_TIMEOUT`` or 300 s), then
+        :class:`~stayfresh.errors.StoreUnavailable`. A database migrated by a newer stayfresh is refused
         (:class:`~stayfresh.errors.SchemaTooNew`) before anything is written.
         """
         self.url = url
@@ -354,10 +363,13 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
             "row_factory": dict_row,
             **KEEPALIVES,  # a connection gone silent (no reset) is found dead, not waited on
         }
+        self.statement_timeout = _guard.statement_timeout(statement_timeout)
         lock_ms = f"{max(1, round(self.busy_timeout * 1000))}ms"
+        statement_ms = f"{max(1, round(self.statement_timeout * 1000))}ms"
 
         def configure(conn: Conn) -> None:  # every new connection of both pools
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_ms,))
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (statement_ms,))
 
         self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,

@@ -93,6 +93,7 @@ class _RunKeeping:
         return WorkerContext(
             work_id=w.id, name=w.name, input=w.input, run_attempt=w.run_attempt, tags=w.tags,
             scheduled_at=w.scheduled_at, report_progress=report, store=self.store,
+            run_id=claim.run_id, clock=self.clock,
         )  # fmt: skip
 
     def _start(self, claim: ClaimedRun) -> None:
@@ -202,9 +203,10 @@ class _RunKeeping:
             why = lost_lease(self.store, work_id)
             if why is None:
                 log.info("work %s was cancelled; stopping it", work_id)
+                run.ctx.request_cancel()
             else:
                 log.warning("work %s lost its lease (%s); stopping its run", work_id, why)
-            run.ctx.request_cancel()
+                run.ctx.lease_lost()
 
     def _check_time_limits(self) -> None:
         mono = time.monotonic()

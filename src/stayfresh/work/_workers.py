@@ -14,6 +14,7 @@ import importlib
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -134,9 +135,16 @@ class WorkerContext:
         report_progress: Callable[[Mapping[str, Any]], None] | None = None,
         cancel_event: threading.Event | None = None,
         store: Store | None = None,
+        run_id: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         #: the runner's store: workers use it instead of opening the database again
         self.store = store
+        #: this run's fencing token: the run id its claim opened. Every write the run
+        #: makes through the engine (progress, renewal, result) is conditional on it
+        self.run_id = run_id
+        self._clock = clock  # the runner's: leases are in its time
+        self._lease_lost = threading.Event()
         self.work_id = work_id
         self.name = name
         self.input: Mapping[str, Any] = input
@@ -171,6 +179,30 @@ class WorkerContext:
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def lease_lost(self) -> None:
+        """The runner found this run's lease gone (taken over, or expired): it is cancelled."""
+        self._lease_lost.set()
+        self.request_cancel()
+
+    def lease_valid(self) -> bool:
+        """Does this run still hold its work? Check before an external side effect.
+
+        False once the runner found the lease lost; otherwise, with a store,
+        the stored work must still name this run (the fencing token) with a
+        lease that has not run out. Without a store (a context made by hand),
+        only what the runner said.
+        """
+        if self._lease_lost.is_set():
+            return False
+        if self.store is None or self.run_id is None:
+            return True
+        work = self.store.get_work(self.work_id)
+        return (
+            work is not None
+            and work.current_run == self.run_id
+            and (work.lease_until or 0.0) > self._clock()
+        )
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds, returning early (True) when cancelled."""
