@@ -146,9 +146,9 @@ class PGServer:
         self.down()
         self.up()
 
-    def down(self) -> None:
-        """Stop the server at once, keeping its data (:meth:`up` starts it again)."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+    def down(self, mode: str = "immediate") -> None:
+        """Stop the server (``immediate`` or ``fast``), keeping its data (:meth:`up` starts it)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def up(self) -> None:
         self._run(

@@ -27,6 +27,7 @@ from stayfresh.errors import AccountNotFound, ProviderError, ReauthRequired, Tra
 from stayfresh.fresh import Call, Http, HttpReply, Outcome
 from stayfresh.fresh._lock import Options, _count, locked_refresh
 from stayfresh.store import RefreshIntent, Store
+from stayfresh.store._guard import intent_owner
 from stayfresh.testing import FakeClock
 from stayfresh.tokens import TokenKind
 from stayfresh.tokens._flow import load_account, other_spender
@@ -134,6 +135,16 @@ def token(access: str = "a-new", refresh: str | None = None, expires_in: int = 3
 
 
 INVALID_GRANT = http(400, {"error": "invalid_grant"})
+#: another process's intent that ``begin_refresh`` found live (its lease runs for real)
+LIVE_ELSEWHERE = RefreshIntent(
+    account="acct", owner="elsewhere:1", fingerprint="x", version=1, started_at=NOW,
+    expires_at=time.time() + 3600,
+)  # fmt: skip
+#: this process's intent, as ``begin_refresh`` returns it when it may spend the token
+MINE = RefreshIntent(
+    account="acct", owner=intent_owner(), fingerprint="x", version=1, started_at=NOW,
+    expires_at=NOW + 300,
+)  # fmt: skip
 #: another process's live intent to spend r1 (it lost the lock with its connection)
 ELSEWHERE = RefreshIntent(
     account="acct", owner="elsewhere:1", fingerprint="x", version=1, started_at=NOW,
@@ -158,6 +169,13 @@ def options(**overrides: Any) -> Options:
 
 #: effects whose result the flow uses (their reply may also be an exception to throw)
 ANSWERED = {"try-lock", "lock", "load", "swap", "GET", "POST", "spender"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Begin:
+    """The reply to ``begin_refresh``: None (the account moved) or another process's intent."""
+
+    intent: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +257,10 @@ def drive(
                 error = pending.pop(0).error
             elif name == "spender" and not (pending and isinstance(pending[0], Spender)):
                 send = None  # nobody else is spending the token: the usual case
+            elif name == "begin" and not (pending and isinstance(pending[0], Begin)):
+                send = MINE  # the intent is this process's: the usual case
+            elif name == "begin":
+                send = pending.pop(0).intent
             elif name in ANSWERED:
                 assert pending, f"no reply left for {effects[-1]} after {effects}"
                 reply = pending.pop(0)
@@ -518,6 +540,34 @@ ROWS = {
             ("load",),
             ("spender",),
             ("sleep",),
+            ("spender",),
+            ("success", "use"),
+            ("release",),
+        ],
+        ("a2", True),
+    ),
+    "spender/another-process-wins-the-intent-first: wait, use its token": Row(
+        EXPIRED,
+        [True, EXPIRED, Begin(LIVE_ELSEWHERE), Spender(NEWER_VALID)],
+        [
+            LOCKED,
+            ("load",),
+            ("spender",),
+            ("begin", 1),
+            ("spender",),
+            ("success", "use"),
+            ("release",),
+        ],
+        ("a2", True),
+    ),
+    "spender/the-account-moved-before-the-intent: use the stored newer token": Row(
+        EXPIRED,
+        [True, EXPIRED, Begin(None), Spender(NEWER_VALID)],
+        [
+            LOCKED,
+            ("load",),
+            ("spender",),
+            ("begin", 1),
             ("spender",),
             ("success", "use"),
             ("release",),

@@ -575,3 +575,36 @@ def test_notifications_window_and_single_claim(any_store: Store, reopen: Opener)
     assert any_store.next_notification_time() is None
     assert any_store.delete_notify_rule(rule.id) and not any_store.delete_notify_rule(rule.id)
     assert any_store.delete_notify_sink(sink.id) and any_store.list_notify_sinks() == []
+
+
+def test_begin_refresh_never_lets_two_processes_spend_one_token(any_store: Store) -> None:
+    """Decided on the locked account row: a version that moved gives None; another live
+    process's intent on the same refresh token is returned instead of replaced."""
+    import subprocess
+    import sys
+
+    from stayfresh.store import PostgresStore, SQLiteStore
+
+    any_store.create_account("a", "oauth2", {}, tokens(refresh="R1"))
+    assert any_store.begin_refresh("a", 2) is None  # not the stored version: spend nothing
+    location = str(any_store.path) if isinstance(any_store, SQLiteStore) else None
+    if isinstance(any_store, PostgresStore):
+        location = any_store.url
+    code = (
+        "import sys\nfrom stayfresh.store import open_store\n"
+        "store = open_store(sys.argv[1])\nprint(store.begin_refresh('a', 1).owner, flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(location)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    ) as other:  # fmt: skip
+        assert other.stdout is not None and other.stdin is not None
+        owner = other.stdout.readline().strip()
+        found = any_store.begin_refresh("a", 1)
+        assert found is not None and found.owner == owner  # theirs, not replaced
+        assert any_store.refresh_intent("a").owner == owner  # type: ignore[union-attr]
+        other.stdin.close()
+        other.wait(30)
+    mine = any_store.begin_refresh("a", 1)  # its owner is gone: ours now
+    assert mine is not None and mine.owner != owner and not mine.held_elsewhere(time.time())

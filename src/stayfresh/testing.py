@@ -319,7 +319,10 @@ class LocalTokenServer(LocalHTTPServer):
     ``issue_refresh_token()`` creates a refresh token to start an account with.
     ``refreshes`` counts successful refresh grants, ``rejected`` the refused ones;
     ``requests`` holds every request received. ``delay`` seconds are spent
-    before each grant (to make concurrent refreshes overlap).
+    before each grant (to make concurrent refreshes overlap). With
+    ``revoke_on_reuse`` a reused refresh token also revokes the grant (every live
+    token), as Auth0, Okta and oidc-provider can be configured to: one reuse loses
+    the login. :meth:`is_live` says whether a refresh token still works.
     """
 
     def __init__(
@@ -330,9 +333,11 @@ class LocalTokenServer(LocalHTTPServer):
         client_id: str = "demo-client",
         client_secret: str = "demo-secret",
         delay: float = 0.0,
+        revoke_on_reuse: bool = False,
     ) -> None:
         super().__init__()
         self.access_ttl = access_ttl
+        self.revoke_on_reuse = revoke_on_reuse
         self.rotate = rotate
         self.client_id = client_id
         self.client_secret = client_secret
@@ -351,6 +356,11 @@ class LocalTokenServer(LocalHTTPServer):
 
     def __enter__(self) -> LocalTokenServer:
         return self.start()
+
+    def is_live(self, refresh_token: str | None) -> bool:
+        """Would this refresh token be accepted now?"""
+        with self.lock:
+            return refresh_token in self._live
 
     def issue_refresh_token(self) -> str:
         token = "rt-" + secrets.token_urlsafe(24)
@@ -380,6 +390,8 @@ class LocalTokenServer(LocalHTTPServer):
         with self.lock:
             if presented not in self._live:
                 self.rejected += 1
+                if self.revoke_on_reuse:
+                    self._live.clear()  # the grant is revoked: the login is lost
                 return 400, {
                     "error": "invalid_grant",
                     "error_description": "refresh token unknown or reused",

@@ -161,9 +161,14 @@ class AccountsSQL(SQLBase, Store):
         at = time.time() if now is None else now
 
         def body(tx: Tx) -> RefreshIntent | None:
-            row = tx.one("account_refresh_token", name=name)
-            if row is None:
-                return None
+            row = tx.one("account_refresh_token", name=name)  # the account row, locked
+            if row is None or int(row["version"]) != version:
+                return None  # gone, or another process stored newer tokens: do not spend
+            existing = tx.one("get_intent", name=name)
+            if existing is not None:
+                other = intent_from_row(existing)
+                if other.spends(row["refresh_token"]) and other.held_elsewhere(at):
+                    return other  # another process is spending this very token
             intent = new_intent(name, version, row["refresh_token"], at=at, lease=lease)
             tx.run("put_intent", **dataclasses.asdict(intent))
             return intent
@@ -173,7 +178,7 @@ class AccountsSQL(SQLBase, Store):
         try:
             intent = self.transact(body)
         finally:
-            if intent is None:  # failed, or no such account: nothing to reserve room for
+            if intent is None or intent.held_elsewhere(at):  # nothing of ours to commit later
                 self._release_reserve(name)
         return intent
 

@@ -571,9 +571,16 @@ class Store(WorkStore, LibraryStore, NotifyStore, FreshStore):
         write (disk full, busy) raises here, before the provider can rotate
         the refresh token, so no login is lost to a commit that cannot
         happen. It also sets aside room for the commit that ends it
-        (:meth:`swap_tokens`, or :meth:`end_refresh`).
-        Replaces any earlier intent of the account; None when the account
-        does not exist. The intent expires ``lease`` seconds after ``now``.
+        (:meth:`swap_tokens`, or :meth:`end_refresh`). The intent expires
+        ``lease`` seconds after ``now``.
+
+        Decided in one transaction on the locked account row, so two processes
+        that both believe they hold the lock (one lost it with its connection)
+        never both spend the token: None when the account is gone or its
+        version is no longer ``version`` (newer tokens are stored: spend those);
+        another process's intent (``held_elsewhere``) when it is spending the
+        same refresh token right now; otherwise this process's new intent,
+        replacing any earlier one.
         """
 
     @abc.abstractmethod

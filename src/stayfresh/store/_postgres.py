@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+import psycopg.conninfo
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 
@@ -358,10 +359,13 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
         self.location = redact_url(url)
         self.retry_for = retry_for
         self.busy_timeout = _guard.busy_timeout(busy_timeout)
+        given = psycopg.conninfo.conninfo_to_dict(url)
         kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": dict_row,
-            **KEEPALIVES,  # a connection gone silent (no reset) is found dead, not waited on
+            # a connection gone silent (no reset) is found dead, not waited on; settings
+            # in the URL (?keepalives_idle=…) win
+            **{k: v for k, v in KEEPALIVES.items() if k not in given},
         }
         self.statement_timeout = _guard.statement_timeout(statement_timeout)
         lock_ms = f"{max(1, round(self.busy_timeout * 1000))}ms"

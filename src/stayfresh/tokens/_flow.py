@@ -142,7 +142,13 @@ def refresh_tokens(store: Store, current: Account, request: Request) -> Flow[Acc
     spent = current.tokens.refresh_token
     try:
         config = yield from _discovered_config(store, provider, current)
-        yield Call(store.begin_refresh, (name, current.version))  # durable before the request
+        while True:  # durable before the request, and decided with the account row locked
+            intent = yield Call(store.begin_refresh, (name, current.version))
+            if intent is not None and not intent.held_elsewhere(time.time()):
+                break  # ours
+            newer = yield from _after_another_spender(store, current, request)
+            if newer is not None:
+                return newer  # another process stored newer tokens meanwhile
         try:
             tokens = yield from _request_tokens(provider, config, current.tokens)
         except ReauthRequired:

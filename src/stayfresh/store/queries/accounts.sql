@@ -51,7 +51,7 @@ UPDATE accounts SET status = 'needs_login', status_message = :message, updated_a
 WHERE name = :name AND refresh_token IS NOT DISTINCT FROM :rejected
 
 -- name: account_refresh_token
-SELECT refresh_token FROM accounts WHERE name = :name
+SELECT refresh_token, version FROM accounts WHERE name = :name FOR UPDATE
 
 -- name: put_intent
 INSERT INTO refresh_intents (account, owner, fingerprint, version, started_at, expires_at)
