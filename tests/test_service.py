@@ -134,6 +134,9 @@ def test_install_without_systemctl_writes_the_unit_and_says_what_to_run(home: Pa
     status = service_status(None)
     assert (status["installed"], status["up_to_date"], status["active"]) == (True, True, None)
     assert not service_status("/elsewhere/other.db")["up_to_date"]
+    install_service(None, env={"FOO": "1"})  # an environment chosen at install time ...
+    assert "Environment=FOO=1" in path.read_text()
+    assert service_status(None)["up_to_date"]  # ... is not a difference to reinstall for
 
     removed = uninstall_service()
     assert not path.exists()

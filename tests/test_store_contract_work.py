@@ -242,3 +242,18 @@ def test_a_claim_that_waited_for_the_database_gets_a_whole_lease(any_store: Stor
     assert waited >= 1.5
     assert claim.work.lease_until is not None
     assert claim.work.lease_until >= T0 + waited - 0.5 + 1.0  # not T0 + 1: already over
+
+
+def test_daemon_heartbeats(any_store: Store) -> None:
+    any_store.beat("h1:10:0.x:a", host="h1", pid=10, started_at=T0, now=T0 + 5)
+    any_store.beat("h2:20:0.x:b", host="h2", pid=20, started_at=T0 + 1, now=T0 + 6)
+    any_store.beat("h1:10:0.x:a", host="h1", pid=10, started_at=T0, now=T0 + 65)  # again
+    rows = any_store.daemons(seen_since=T0 + 60)
+    assert [(r.host, r.pid, r.started_at, r.last_seen_at) for r in rows] == [
+        ("h1", 10, T0, T0 + 65)
+    ]
+    assert [r.id for r in any_store.daemons(seen_since=0.0)] == ["h1:10:0.x:a", "h2:20:0.x:b"]
+    any_store.forget_daemon("h1:10:0.x:a")
+    assert [r.id for r in any_store.daemons(seen_since=0.0)] == ["h2:20:0.x:b"]
+    any_store.beat("h3:30:0.x:c", host="h3", pid=30, started_at=T0, now=T0 + 86_500)
+    assert [r.id for r in any_store.daemons(seen_since=0.0)] == ["h3:30:0.x:c"]  # a day old: gone

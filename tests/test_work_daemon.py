@@ -24,7 +24,7 @@ from stayfresh.store import SQLiteStore, open_store
 from stayfresh.testing import wait_for
 from stayfresh.work import SocketWaker, WorkManager, control_dir
 from stayfresh.work._control import SocketListener
-from work_helpers import Daemon, cli, read_log
+from work_helpers import Daemon, cli, env_for, read_log
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="daemon tests use Linux signals"),
@@ -264,3 +264,37 @@ def test_a_frozen_daemon_learns_it_lost_its_lease(
     assert a.stop() == 0 and b.stop() == 0
     assert [r.outcome for r in WorkManager(store).history(name="slow")] == ["success", "lost"]
     store.close()
+
+
+def test_status_names_the_running_daemons_from_their_heartbeats(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Who, where, since when — read from the store, waking nobody; gone after a clean
+    stop, and a killed daemon is not counted; `work run` says when nobody will run it."""
+    db, log = tmp_path / "s.db", tmp_path / "runs.log"
+    add(db, "later", log, "--delay", "1h")
+    idle = json.loads(cli(db, "status", "--json").stdout)
+    assert idle["daemons"] == []
+    assert "no daemon is running to pick them up" in cli(db, "work", "run", "later").stdout
+    d = Daemon(db, tmp_path / "d.err")
+    daemons.append(d)
+    wait_for(lambda: "sleeping: next due" in d.text(), what="the daemon to go to sleep")
+    [seen] = json.loads(cli(db, "status", "--json").stdout)["daemons"]
+    assert seen["pid"] == d.proc.pid and seen["started_at"] <= seen["last_seen_at"]
+    text = cli(db, "status").stdout
+    assert "Daemons" in text or "DAEMON HOST" in text
+    wakes = d.text().count("woke by")
+    check = subprocess.run(
+        [sys.executable, "-c", "from stayfresh.cli import main; main()", "status", "--check"],
+        env=env_for(db), capture_output=True, text=True,
+    )  # fmt: skip
+    assert "no_daemon" not in check.stdout
+    time.sleep(0.5)
+    assert d.text().count("woke by") == wakes  # status read the heartbeat; it woke nobody
+    assert d.stop() == 0
+    assert json.loads(cli(db, "status", "--json").stdout)["daemons"] == []  # forgotten
+    killed = Daemon(db, tmp_path / "k.err")
+    daemons.append(killed)
+    wait_for(lambda: "sleeping: next due" in killed.text(), what="the daemon to go to sleep")
+    killed.kill()  # no clean stop: its heartbeat stays, its process is gone
+    assert json.loads(cli(db, "status", "--json").stdout)["daemons"] == []

@@ -235,3 +235,11 @@ END $$;
 CREATE TRIGGER work_runs_count AFTER UPDATE OF outcome ON work_runs
 FOR EACH ROW WHEN (OLD.outcome = 'running' AND NEW.outcome <> 'running')
 EXECUTE FUNCTION stayfresh_count_run();
+
+CREATE TABLE daemons (
+    id            TEXT PRIMARY KEY,   -- the runner id: host:pid:start.ident:token
+    host          TEXT NOT NULL,
+    pid           BIGINT NOT NULL,
+    started_at    DOUBLE PRECISION NOT NULL,
+    last_seen_at  DOUBLE PRECISION NOT NULL
+);

@@ -241,3 +241,11 @@ BEGIN
     INSERT INTO work_run_counts (work_id, outcome, runs) VALUES (NEW.work_id, NEW.outcome, 1)
     ON CONFLICT (work_id, outcome) DO UPDATE SET runs = runs + 1;
 END;
+
+CREATE TABLE daemons (
+    id            TEXT PRIMARY KEY,   -- the runner id: host:pid:start.ident:token
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    started_at    REAL NOT NULL,
+    last_seen_at  REAL NOT NULL
+);

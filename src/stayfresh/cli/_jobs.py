@@ -136,6 +136,19 @@ def print_status(data: dict[str, Any]) -> None:
         print_table(headers, works, title="Works")
     else:
         click.echo("no works scheduled")
+    daemons = data["daemons"]
+    waiting = sum(w["state"] in ("ENQUEUED", "RUNNING", "BLOCKED") for w in data["works"])
+    if daemons:
+        rows = [[d["host"], str(d["pid"]), relative(d["started_at"], now),
+                 relative(d["last_seen_at"], now)] for d in daemons]  # fmt: skip
+        print_table(["daemon host", "pid", "started", "last seen"], rows, title="Daemons")
+    elif waiting:
+        click.echo(
+            f"no daemon is running: {waiting} background work(s) wait for one"
+            " (start `stayfresh daemon`, or `stayfresh service install`)"
+        )
+    else:
+        click.echo("no daemon is running")
     settings = [
         [key, value + ("" if data["settings_default"][key] else " (set)")]
         for key, value in data["settings"].items()

@@ -320,7 +320,17 @@ def work_run(ctx: Context, name: str, as_json: bool) -> None:
     if as_json:
         echo_json({"triggered": sorted(triggered)})
         return
-    click.echo(f"{name}: triggered {len(triggered)} work(s); a running daemon picks them up now")
+    from ..work.internal import live_daemons
+
+    if live_daemons(ctx.store):
+        click.echo(
+            f"{name}: triggered {len(triggered)} work(s); the running daemon picks them up now"
+        )
+    else:
+        click.echo(
+            f"{name}: triggered {len(triggered)} work(s); no daemon is running to pick them up:"
+            " start `stayfresh daemon`"
+        )
 
 
 @work.command("cancel")

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from ..store import LATENCY_BUCKETS_MS, Store
 from ..work import WorkManager, WorkState
-from ..work.internal import waker_for
+from ..work.internal import live_daemons
 from ._status import collect_status, health_problems
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ class StoreCollector(Collector):
         yield from self._works(now)
         yield from self._fresh(now)
         daemons = GaugeMetricFamily(
-            "stayfresh_daemons", "Daemons that answered a wake-up for this database."
+            "stayfresh_daemons", "Daemons running on this database (from their heartbeats)."
         )
-        daemons.add_metric([], waker_for(self.store).notify())
+        daemons.add_metric([], len(live_daemons(self.store, now)))
         yield daemons
 
     def _accounts(self, now: float) -> Iterator[Metric]:

@@ -16,7 +16,7 @@ from ..notify import window_decision
 from ..store import Store
 from ..tokens import describe_all
 from ..work import WorkInfo, WorkManager, WorkState
-from ..work.internal import waker_for
+from ..work.internal import live_daemons
 from ._settings import DEFAULTS, SETTING_PREFIX, load_settings
 
 ProblemKind = Literal["needs_login", "refresh_failing", "no_daemon", "work_failed", "notify_stale"]
@@ -24,6 +24,10 @@ ProblemKind = Literal["needs_login", "refresh_failing", "no_daemon", "work_faile
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _posix_iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
 
 
 def _account_of(info: WorkInfo) -> str | None:
@@ -105,6 +109,16 @@ def collect_status(
         "database": store.location,
         "accounts": [account_status(d) for d in describe_all(store, now=at)],
         "works": works,
+        "daemons": [
+            {
+                "id": d.id,
+                "host": d.host,
+                "pid": d.pid,
+                "started_at": _posix_iso(d.started_at),
+                "last_seen_at": _posix_iso(d.last_seen_at),
+            }
+            for d in live_daemons(store, at)
+        ],
         "settings": settings,
         "settings_default": {
             key: store.get_setting(SETTING_PREFIX + key) is None for key in DEFAULTS
@@ -160,8 +174,8 @@ def health_problems(
 
     An account that needs a new sign-in, or whose token has expired after a
     failed refresh; background works with no daemon to run them (``daemons``:
-    how many answered a wake-up — runner sockets next to a SQLite file,
-    listening sessions on PostgreSQL — asked here when not given); a work that
+    how many are alive, from their heartbeats in the store, read here when not
+    given; nothing is woken); a work that
     failed for good; a notification window that is still stale after this
     command's own foreground layer ran.
     """
@@ -170,13 +184,13 @@ def health_problems(
     problems = [p for p in map(_account_problem, data["accounts"]) if p is not None]
     waiting = [w for w in data["works"] if w["state"] in ("ENQUEUED", "RUNNING", "BLOCKED")]
     if waiting:
-        reached = waker_for(store).notify() if daemons is None else daemons
+        reached = len(data["daemons"]) if daemons is None else daemons
         if reached == 0:
             problems.append(
                 Problem(
                     "no_daemon",
                     None,
-                    f"no stayfresh daemon answers for {store.location}, and {len(waiting)}"
+                    f"no stayfresh daemon is running for {store.location}, and {len(waiting)}"
                     " background work(s) wait for one: start `stayfresh daemon`"
                     " (or `stayfresh service install`)",
                 )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         AccountRow,
         ClaimedRun,
         ClaimOutcome,
+        DaemonRow,
         DeliveryRow,
         EnqueueResult,
         FreshStateRow,
@@ -65,7 +66,8 @@ else:
         "._location": "default_db_path open_store",
         "._peek": "peek",
         "._postgres": "PostgresStore",  # psycopg only when PostgreSQL is asked for
-        "._rows": "DEFAULT_SINK_ID LATENCY_BUCKETS_MS AccountRow ClaimedRun ClaimOutcome DeliveryRow"
+        "._rows": "DEFAULT_SINK_ID LATENCY_BUCKETS_MS AccountRow ClaimedRun ClaimOutcome"
+        " DaemonRow DeliveryRow"
         " EnqueueResult FreshStateRow LibraryItemRow LibrarySyncRow NewLibraryItem"
         " NewRule NewWork NotifyFreshness PageCounts PendingRow RefreshIntent"
         " RescheduleResult RuleRow RunFinish RunRow SinkRow TelemetryRow TokenRow"
@@ -84,6 +86,7 @@ __all__ = [
     "AccountRow",
     "ClaimOutcome",
     "ClaimedRun",
+    "DaemonRow",
     "DatabaseRefused",
     "DeliveryRow",
     "EnqueueResult",

@@ -28,6 +28,7 @@ from ._rows import (
     AccountRow,
     ClaimedRun,
     ClaimOutcome,
+    DaemonRow,
     DeliveryRow,
     EnqueueResult,
     FreshStateRow,
@@ -233,6 +234,18 @@ class WorkStore(abc.ABC):
     @abc.abstractmethod
     def work_runs(self, work_ids: Collection[str], *, limit: int = 100) -> list[RunRow]:
         """The newest history rows of those works, newest first."""
+
+    @abc.abstractmethod
+    def beat(self, runner_id: str, *, host: str, pid: int, started_at: float, now: float) -> None:
+        """Record a daemon's heartbeat (and forget heartbeats older than a day)."""
+
+    @abc.abstractmethod
+    def daemons(self, *, seen_since: float) -> list[DaemonRow]:
+        """The daemons whose last heartbeat is at or after ``seen_since``, oldest first."""
+
+    @abc.abstractmethod
+    def forget_daemon(self, runner_id: str) -> None:
+        """Remove a daemon's heartbeat (it stopped cleanly)."""
 
     @abc.abstractmethod
     def run_counts(self) -> dict[str, dict[str, int]]:

@@ -184,6 +184,17 @@ class RunFinish:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DaemonRow:
+    """A running daemon's heartbeat: who, where, since when, its last loop (POSIX seconds)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    last_seen_at: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class RunRow:
     """One attempt in a work's history."""
 

@@ -44,6 +44,7 @@ from typing import Any
 from ._contracts import WorkStore
 from ._rows import (
     ClaimedRun,
+    DaemonRow,
     EnqueueAction,
     EnqueueResult,
     NewWork,
@@ -427,6 +428,19 @@ class WorkSQL(SQLBase, WorkStore):
         if not work_ids:
             return []
         return [run_row(r) for r in self.select("work_runs", ids=list(work_ids), limit=int(limit))]
+
+    def beat(self, runner_id: str, *, host: str, pid: int, started_at: float, now: float) -> None:
+        def body(tx: Tx) -> None:
+            tx.run("beat", id=runner_id, host=host, pid=pid, started_at=started_at, now=now)
+            tx.run("forget_old_daemons", before=now - 86400)
+
+        self.transact(body)
+
+    def daemons(self, *, seen_since: float) -> list[DaemonRow]:
+        return [from_row(DaemonRow, r) for r in self.select("daemons", since=seen_since)]
+
+    def forget_daemon(self, runner_id: str) -> None:
+        self.transact(lambda tx: tx.run("forget_daemon", id=runner_id))
 
     def run_counts(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}

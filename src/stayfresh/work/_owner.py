@@ -105,3 +105,12 @@ def dead_owners(owners: Iterable[str | None], *, me: str) -> set[str]:
     if found:
         log.info("lease owner(s) gone: %s", ", ".join(sorted(found)))
     return found
+
+
+def owner_is_here(owner: str) -> bool:
+    """Is ``owner`` (a lease owner or runner id) a process of this machine?"""
+    parts = owner.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    host, _pid, where, _token = parts
+    return (host, where.partition(".")[2]) == _machine()

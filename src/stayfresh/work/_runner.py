@@ -36,7 +36,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import ClaimedRun, Store, constraints_key
+from ..errors import StoreError
+from ..store import ClaimedRun, DaemonRow, Store, constraints_key
 from ._constraints import (
     Constraints,
     ConstraintWatcher,
@@ -46,7 +47,7 @@ from ._constraints import (
 )
 from ._control import WakeListener, listener_for
 from ._engine import DEFAULT_KEEP_FINISHED, DEFAULT_KEEP_RUNS, Outcome
-from ._owner import dead_owners, local_owner_id
+from ._owner import dead_owners, local_owner_id, owner_is_dead, owner_is_here
 from ._runs import _Run, _RunKeeping
 from ._timer import WallTimer, wall_timer
 
@@ -60,6 +61,29 @@ FALLBACK_MAX_SLEEP = 300.0
 CLOCK_JUMP = 2.0
 #: a pass that took longer than this (seconds) is followed by another at once
 PASS_WAITED = 1.0
+#: seconds between a daemon's heartbeats in the store (``status`` counts a daemon alive
+#: while its last one is younger than :data:`ALIVE_FOR`)
+HEARTBEAT = 60.0
+ALIVE_FOR = 3 * HEARTBEAT
+
+
+def live_daemons(store: Store, now: float | None = None) -> list[DaemonRow]:
+    """The daemons running on ``store``.
+
+    One of this machine is alive while its process is (a killed one is not
+    counted, an idle one sleeping for hours is); one of another host while its
+    heartbeat is younger than :data:`ALIVE_FOR`.
+    """
+    at = time.time() if now is None else now
+    return [
+        row
+        for row in store.daemons(seen_since=0.0)
+        if (
+            not owner_is_dead(row.id)
+            if owner_is_here(row.id)
+            else at - row.last_seen_at < ALIVE_FOR
+        )
+    ]
 
 
 class Runner(_RunKeeping):
@@ -113,6 +137,10 @@ class Runner(_RunKeeping):
         self._poked = False
         self._sleep_due: float | None = None
         self._again = False  # the last pass waited: look again before sleeping
+        self._next_beat = 0.0  # monotonic time of the next heartbeat
+        #: wake for heartbeats only where other hosts must see them (PostgreSQL)
+        self._beat_every = HEARTBEAT if getattr(store, "dialect", "") == "postgres" else None
+        self._started_at = 0.0
         self._next_renew = 0.0
         self._renew_wall = 0.0
         #: the wake channel's own check period (None: it reports breakage itself)
@@ -191,10 +219,15 @@ class Runner(_RunKeeping):
             sel.register(timer.fileno(), selectors.EVENT_READ, "timer")
         offset = time.time() - time.monotonic()
         log.info("runner %s started on %s", self.runner_id, self.store.location)
+        self._started_at = time.time()
         try:
             while not self._stopping.is_set():
+                self._heartbeat()
                 self._pass()
                 timeout = self._sleep_plan(timer)
+                if self._beat_every is not None:  # other hosts see us only by our heartbeats
+                    beat_in = max(0.0, self._next_beat - time.monotonic())
+                    timeout = beat_in if timeout is None else min(timeout, beat_in)
                 log.debug(
                     "sleeping: next due %s, timeout %s",
                     "none" if self._sleep_due is None else f"{self._sleep_due:.3f}",
@@ -221,6 +254,8 @@ class Runner(_RunKeeping):
                     log.info("clock jump of %+.1fs detected; rescheduling", new_offset - offset)
                 offset = new_offset
             self._shutdown()
+            with contextlib.suppress(Exception):  # a clean stop: not alive any more
+                self.store.forget_daemon(self.runner_id)
         finally:
             sel.close()
             wake_w = self._wake_w
@@ -236,6 +271,25 @@ class Runner(_RunKeeping):
                 self._watcher.stop()
             self._stopped.set()
             log.info("runner %s stopped", self.runner_id)
+
+    def _heartbeat(self) -> None:
+        """Tell the store this daemon is alive (who, where, since when).
+
+        Once at start, then on every loop at most every HEARTBEAT seconds. On a
+        database shared by hosts (PostgreSQL) the loop also wakes for it; on a
+        SQLite file every daemon is on this machine, where a live process is
+        seen as such (:func:`live_daemons`), so an idle daemon keeps sleeping.
+        """
+        if time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + HEARTBEAT
+        try:
+            self.store.beat(
+                self.runner_id, host=socket.gethostname(), pid=os.getpid(),
+                started_at=self._started_at, now=time.time(),
+            )  # fmt: skip
+        except StoreError as exc:  # the next beat tries again; the work goes on
+            log.warning("could not record the heartbeat: %s", exc)
 
     def _check_listener(self, listener: WakeListener, sel: selectors.BaseSelector) -> None:
         """Where the wake channel cannot report its own breakage, check it on its period."""

@@ -312,7 +312,11 @@ def service_status(db: str | None, *, run: Runner = _run) -> dict[str, Any]:
         "manager": expected.manager,
         "path": str(path),
         "installed": installed,
-        "up_to_date": installed and current == expected.content,
+        # the environment was the user's choice at install time (--env, STAYFRESH_*):
+        # "up to date" is about the command, interpreter and database
+        "up_to_date": installed
+        and _without_environment(current or "", expected.manager)
+        == _without_environment(expected.content or "", expected.manager),
         "enabled": None,
         "active": None,
         "detail": None,
@@ -336,6 +340,17 @@ def service_status(db: str | None, *, run: Runner = _run) -> dict[str, Any]:
         status["active"] = bool(match and match.group(1).strip() == "Running")
         status["detail"] = match.group(1).strip() if match else None
     return status
+
+
+def _without_environment(text: str, manager: str) -> str:
+    """A service file minus its environment (systemd ``Environment=`` lines, launchd's dict)."""
+    if manager == "systemd":
+        return "\n".join(x for x in text.splitlines() if not x.startswith("Environment="))
+    if manager == "launchd":
+        return re.sub(
+            r"<key>EnvironmentVariables</key>\s*<dict>.*?</dict>", "", text, flags=re.DOTALL
+        )
+    return text
 
 
 def _format(commands: list[list[str]]) -> str:

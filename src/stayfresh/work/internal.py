@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from ._control import waker_for
     from ._model import check_work_name
+    from ._runner import live_daemons
     from ._service import install_service, render_service, service_status, uninstall_service
 else:
     from .._lazy import lazy_exports as _lazy_exports
@@ -29,6 +30,7 @@ else:
         "._constraints": "SETTING_PREFIX DeviceProbe overrides_from_store read_device_state set_override",
         "._control": "waker_for",
         "._model": "check_work_name",
+        "._runner": "live_daemons",
         "._service": "install_service render_service service_status uninstall_service",
     }
     __getattr__, __dir__ = _lazy_exports(
@@ -42,6 +44,7 @@ __all__ = [
     "DeviceProbe",
     "check_work_name",
     "install_service",
+    "live_daemons",
     "overrides_from_store",
     "read_device_state",
     "render_service",

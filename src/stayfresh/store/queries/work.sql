@@ -170,3 +170,19 @@ SELECT * FROM work_runs WHERE work_id = ANY(:ids) ORDER BY id DESC LIMIT :limit
 -- name: run_counts
 -- kept by the work_runs_count trigger (migration 0008)
 SELECT work_id, outcome, runs FROM work_run_counts ORDER BY work_id, outcome
+
+-- == daemons' heartbeats ==================================================================
+
+-- name: beat
+INSERT INTO daemons (id, host, pid, started_at, last_seen_at)
+VALUES (:id, :host, :pid, :started_at, :now)
+ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+
+-- name: forget_old_daemons
+DELETE FROM daemons WHERE last_seen_at < :before
+
+-- name: forget_daemon
+DELETE FROM daemons WHERE id = :id
+
+-- name: daemons
+SELECT * FROM daemons WHERE last_seen_at >= :since ORDER BY started_at, id
