@@ -43,7 +43,7 @@ FORCED_REFRESH = (
 def test_a_refresh_whose_lock_died_with_its_connection_is_not_sent_twice(pg_url: str) -> None:
     import psycopg
 
-    with LocalTokenServer(access_ttl=3600, rotate=True, delay=4.0) as server:
+    with LocalTokenServer(access_ttl=3600, rotate=True, revoke_on_reuse=True, delay=4.0) as server:
         store = open_store(pg_url)
         now = dt.datetime.now(dt.UTC)
         add_account(
