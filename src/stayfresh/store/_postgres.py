@@ -122,6 +122,35 @@ def pg_failure(exc: BaseException, location: str, timeout: float) -> StoreError 
     return None
 
 
+def retry_delay(
+    exc: BaseException,
+    *,
+    tries: int,
+    deadline: float,
+    location: str,
+    busy_timeout: float,
+    what: str,
+    transient: bool = False,
+) -> float:
+    """How long to wait before retrying after ``exc`` — or raise its typed error.
+
+    The one retry policy of every call (statements, the refresh lock): a failure
+    that is an answer is raised typed (or as is when it is a bug); a transient one
+    is retried with backoff until ``deadline`` (monotonic), then StoreUnavailable.
+    ``transient``: the caller already knows it is (a commit whose outcome is unknown).
+    """
+    if not transient and not is_transient(exc):
+        typed = pg_failure(exc, location, busy_timeout)
+        if typed is None:
+            raise exc
+        raise typed from exc
+    delay = backoff_delay(tries, initial=0.05, floor=0.0, cap=2.0)
+    if time.monotonic() + delay > deadline:
+        raise StoreUnavailable(f"{what}: PostgreSQL at {location} unreachable: {exc}") from exc
+    log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
+    return delay
+
+
 def _applied(conn: psycopg.Connection[Any]) -> set[int]:
     row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS present").fetchone()
     if not (row and row["present"]):
@@ -230,19 +259,17 @@ class AdvisoryLock(RefreshLock):
                 try:
                     return self._take(left)
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                    if not is_transient(exc):
-                        typed = pg_failure(exc, self._location, self._busy_timeout)
-                        if typed is None:
-                            raise
-                        raise typed from exc
                     tries += 1
-                    delay = backoff_delay(tries, initial=0.05, floor=0.0, cap=2.0)
-                    if time.monotonic() + delay > give_up:
-                        raise StoreUnavailable(
-                            f"lock {self.name!r}: PostgreSQL at {self._location} unreachable: {exc}"
-                        ) from exc
-                    log.warning("lock %r: %s; retrying in %.2fs", self.name, exc, delay)
-                    time.sleep(delay)
+                    time.sleep(
+                        retry_delay(
+                            exc,
+                            tries=tries,
+                            deadline=give_up,
+                            location=self._location,
+                            busy_timeout=self._busy_timeout,
+                            what=f"lock {self.name!r}",
+                        )
+                    )
         except BaseException:
             self._local.release()
             raise
@@ -376,13 +403,27 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
             conn.execute("SELECT set_config('statement_timeout', %s, false)", (statement_ms,))
 
         self._pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, open=False,
-            name="stayfresh", timeout=10.0, reconnect_timeout=retry_for, configure=configure,
-        )  # fmt: skip
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs=kwargs,
+            open=False,
+            name="stayfresh",
+            timeout=10.0,
+            reconnect_timeout=retry_for,
+            configure=configure,
+        )
         self._lock_pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
-            url, min_size=0, max_size=max(1, lock_pool_size), kwargs=kwargs, open=False,
-            name="stayfresh-locks", timeout=10.0, max_idle=60.0, configure=configure,
-        )  # fmt: skip
+            url,
+            min_size=0,
+            max_size=max(1, lock_pool_size),
+            kwargs=kwargs,
+            open=False,
+            name="stayfresh-locks",
+            timeout=10.0,
+            max_idle=60.0,
+            configure=configure,
+        )
         self._locks: dict[str, AdvisoryLock] = {}
         self._locks_guard = threading.Lock()
         try:
@@ -418,24 +459,24 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
                             raise psycopg.OperationalError("previous commit still in progress")
                         unknown = None  # aborted: run it again
                     return attempt(conn)
-            except _CommitUnknown as exc:
+            except _CommitUnknown as exc:  # the connection went while committing: look again
                 unknown = exc
                 cause: BaseException = exc.__cause__ or exc
+                transient = True
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                if not is_transient(exc):
-                    typed = pg_failure(exc, self.location, self.busy_timeout)
-                    if typed is None:
-                        raise
-                    raise typed from exc
-                cause = exc
+                cause, transient = exc, False
             tries += 1
-            delay = backoff_delay(tries, initial=0.05, floor=0.0, cap=2.0)
-            if time.monotonic() + delay > deadline:
-                raise StoreUnavailable(
-                    f"PostgreSQL at {self.location} unreachable for {self.retry_for:g}s: {cause}"
-                ) from cause
-            log.warning("database call failed (%s); retrying in %.2fs", cause, delay)
-            time.sleep(delay)
+            time.sleep(
+                retry_delay(
+                    cause,
+                    tries=tries,
+                    deadline=deadline,
+                    location=self.location,
+                    busy_timeout=self.busy_timeout,
+                    what="database call",
+                    transient=transient,
+                )
+            )
 
     dialect: Dialect = "postgres"
 
@@ -499,9 +540,12 @@ class PostgresStore(WorkSQL, LibrarySQL, NotifySQL, FreshSQL, AccountsSQL):
             lock = self._locks.get(name)
             if lock is None:
                 lock = self._locks[name] = AdvisoryLock(
-                    self._lock_pool, name, location=self.location, retry_for=self.retry_for,
+                    self._lock_pool,
+                    name,
+                    location=self.location,
+                    retry_for=self.retry_for,
                     busy_timeout=self.busy_timeout,
-                )  # fmt: skip
+                )
             return lock
 
     def named_lock(self, name: str) -> RefreshLock:
