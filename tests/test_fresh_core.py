@@ -121,14 +121,19 @@ def test_share_mode_a_failure_is_shared_then_cooled_down(any_store: Store) -> No
 def test_a_usable_old_state_is_kept_while_refreshes_fail(any_store: Store) -> None:
     clock = FakeClock(T0)
     kind = Counter(ttl=60)
-    fresh = Fresh(kind, any_store, clock=clock)
-    fresh.ensure("k")
+    fresh = Fresh(kind, any_store, clock=clock, cooldown=0)
+    first = fresh.get("k")
     kind.source = lambda key, n: (_ for _ in ()).throw(TransientError("down"))
-    clock.advance(61)  # stale (within 0) but usable_until = fresh_until: no longer usable
-    assert not fresh.ensure("k").usable
-    usable = fresh.ensure("k", within=120, force=True)  # forced: the failure is not hidden
+    clock.advance(30)  # stale 40 s ahead, still usable until its end (T0 + 60)
+    failed = fresh.ensure("k", within=40)
+    assert failed.status == "failed" and failed.usable
+    assert fresh.get("k", within=40) == first  # the old state, with a warning
+    with pytest.raises(TransientError):  # forced: the caller knows it is bad
+        fresh.get("k", within=40, force=True)
+    clock.advance(31)  # past its end: nothing usable left
     with pytest.raises(TransientError):
-        fresh.usable(usable, force=True)
+        fresh.get("k")
+    assert not fresh.ensure("k").usable
 
 
 def test_skip_mode_a_second_caller_returns_at_once(any_store: Store, reopen: Opener) -> None:

@@ -73,7 +73,6 @@ def test_a_refresh_whose_lock_died_with_its_connection_is_not_sent_twice(pg_url:
                 ),
                 10,
             )
-        started = time.monotonic()
         second = subprocess.Popen(
             [sys.executable, "-c", FORCED_REFRESH, pg_url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -84,7 +83,6 @@ def test_a_refresh_whose_lock_died_with_its_connection_is_not_sent_twice(pg_url:
         assert second.returncode == 0, err2
         assert (server.refreshes, server.rejected) == (1, 0)  # the token was sent once
         assert out1.strip() == out2.strip() != "old"  # both callers got the one new token
-        assert "is spending this refresh token" in err2 or time.monotonic() - started < 60
         row = store.get_account("acct")
         assert row is not None and row.status == "ok" and row.tokens.access_token == out1.strip()
         assert store.refresh_intent("acct") is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from ..errors import ReauthRequired, TransientError
@@ -101,9 +101,10 @@ class Kind(abc.ABC, Generic[S]):
         """Until when ``state`` may still be used while its refresh fails (POSIX time)."""
         return float("-inf")
 
-    def version(self, state: S) -> Hashable:
-        """What changes when someone else refreshed ``state`` (compared across the lock)."""
-        return id(state)
+    def version(self, state: S) -> object:
+        """What changes when someone else refreshed ``state`` (compared with ``!=`` across
+        the lock); the state itself by default, so give a version when states are large."""
+        return state
 
     def blocked(self, state: S) -> Exception | None:
         """Why ``state`` cannot be refreshed without a person (e.g. a login), or None."""

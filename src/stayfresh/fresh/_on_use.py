@@ -274,9 +274,10 @@ class Fresh(Generic[S]):
     def _cached(self, key: str, opts: Options) -> Outcome[S] | None:
         """The remembered state's ``fresh`` outcome while it is fresh (no store read)."""
         entry = self._cache.get(key)
-        if entry is None or opts.force or not entry.since <= self.clock():
+        if entry is None or opts.force:
             return None
-        return entry.fresh if self.clock() < entry.deadline(self.kind, opts.within) else None
+        now = self.clock()
+        return entry.fresh if entry.since <= now < entry.deadline(self.kind, opts.within) else None
 
     def _load(self, key: str) -> S:
         state = self.kind.load(self.store, key)

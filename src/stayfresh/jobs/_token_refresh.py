@@ -41,7 +41,7 @@ from ..fresh import background_check, drop_fresh, fresh_for, store_of, use_fresh
 from ..fresh.internal import registered
 from ..store import Store
 from ..tokens import Account, Keeper, TokenKind, default_keeper, refresh_deadline
-from ..tokens.internal import secret_prefix
+from ..tokens.internal import load_account, seconds_left, secret_prefix
 from ..work import Result, WorkerContext
 from ._lifecycle import TOKEN_REFRESH_WORKER as TOKEN_REFRESH_WORKER  # re-exported
 
@@ -96,18 +96,6 @@ def forget_cached(name: str) -> None:
     """Drop what this process's background keepers remember of ``name`` (after logout)."""
     for fresh in registered(_TOKENS):
         fresh.forget(name)
-
-
-def _load(store: Store, name: str) -> Account:
-    row = store.get_account(name)
-    if row is None:
-        raise AccountNotFound(f"no account named {name!r}")
-    return Account.from_row(row)
-
-
-def _seconds_left(account: Account, now: float) -> float:
-    expires = account.tokens.expires_at
-    return float("inf") if expires is None else expires.timestamp() - now
 
 
 #: settings key prefix: the state last announced for an account ("needs_login" or none)
@@ -172,7 +160,7 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
     """
     log.info("Token refresh worker started for %s", name)
     try:
-        account = _load(keeper.store, name)
+        account = load_account(keeper.store, name)
     except AccountNotFound:
         message = f"account {name} does not exist; cancel this work or add the account"
         log.warning("%s", message)
@@ -182,7 +170,7 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
         log.info("Loaded refresh_token from DB: %s", secret_prefix(tokens.refresh_token))
         now = keeper.clock()
         expiry = tokens.expires_at.isoformat() if tokens.expires_at else "unknown"
-        log.info("Token expires at: %s (%s)", expiry, _hours(_seconds_left(account, now)))
+        log.info("Token expires at: %s (%s)", expiry, _hours(seconds_left(tokens, now)))
         if now >= refresh_deadline(tokens, TOKEN_REFRESH_THRESHOLD.total_seconds()):
             log.info("Token expiring soon (< 30 minutes), triggering refresh")
     else:
@@ -190,7 +178,7 @@ def refresh_account(keeper: Keeper, name: str) -> Result:
     outcome = background_check(keeper, name)
     decided = verdict(keeper.kind, outcome)
     if decided == "failure" and isinstance(outcome.error, ReauthRequired):
-        failed = _needs_login(name, _load(keeper.store, name))
+        failed = _needs_login(name, load_account(keeper.store, name))
         # found here or by the just-in-time layer (or another process) first: announced once
         announce_account(
             keeper.store, name, needs_login=True, message=str((failed.output or {})["message"])

@@ -28,7 +28,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..fresh import Call, Flow, Fresh, Kind, Layer, Outcome, Request
@@ -128,7 +128,7 @@ class WindowKind(Kind[NotifyWindow]):
         return NotifyWindow(fresh, result, len(window.left_out))
 
 
-def _clock(now: dt.datetime | float | None) -> Any:
+def _clock(now: dt.datetime | float | None) -> Callable[[], float]:
     if now is None:
         return time.time
     if isinstance(now, int | float):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ._contracts import FreshStore, RefreshLock
 from ._rows import BUCKET_COLUMNS, LATENCY_BUCKETS_MS, FreshStateRow, RowLike, TelemetryRow
-from ._sql import SQLBase
+from ._sql import SQLBase, Tx
 
 Outcome = Literal["success", "failure", "skip"]
 Failure = Literal["transient", "person", "other"]
@@ -134,7 +134,7 @@ class FreshSQL(SQLBase, FreshStore):
         return expected_version + 1 if swapped else None
 
     def forget_fresh(self, kind: str, key: str) -> None:
-        def body(tx: Any) -> None:
+        def body(tx: Tx) -> None:
             tx.run("forget_fresh", kind=kind, key=key)
             tx.run("forget_fresh_state", kind=kind, key=key)
 

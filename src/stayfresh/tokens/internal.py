@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         normalized_config,
         text_field,
     )
-    from ._model import SECRET_CONFIG_KEYS, secret_prefix
+    from ._model import SECRET_CONFIG_KEYS, load_account, seconds_left, secret_prefix
     from ._providers import check_endpoint
 else:
     from .._lazy import lazy_exports as _lazy_exports
@@ -39,6 +39,8 @@ else:
             "text_field": "._import",
             "SECRET_CONFIG_KEYS": "._model",
             "secret_prefix": "._model",
+            "load_account": "._model",
+            "seconds_left": "._model",
             "check_endpoint": "._providers",
         },
     )
@@ -50,9 +52,11 @@ __all__ = [
     "check_endpoint",
     "deadline",
     "expiry_field",
+    "load_account",
     "load_account_document",
     "normalized_config",
     "parse_expiry_input",
+    "seconds_left",
     "secret_prefix",
     "text_field",
 ]

@@ -72,3 +72,8 @@ UPDATE work w SET state = 'RUNNING', run_attempt = w.run_attempt + 1, lease_owne
        updated_at = :now
 FROM runs WHERE w.id = runs.work_id
 RETURNING w.id, runs.id AS run_id, NULL AS lease_until, NULL AS current_run
+
+-- name: touch_work
+-- a claim or renewal reads its rows first: a lock held on the table is waited for here,
+-- before the lease is computed
+SELECT count(*) AS n FROM work WHERE id = ANY(:ids)

@@ -159,11 +159,6 @@ SELECT (SELECT MIN(next_run_at) FROM work
        (SELECT MIN(lease_until) FROM work
         WHERE state = 'RUNNING' AND lease_until > :now AND lease_owner <> :runner) AS expiry
 
--- name: touch_work
--- a claim or renewal reads its rows first: a lock held on the table is waited for here,
--- before the lease is computed
-SELECT count(*) AS n FROM work WHERE id = ANY(:ids)
-
 -- name: work_runs
 SELECT * FROM work_runs WHERE work_id = ANY(:ids) ORDER BY id DESC LIMIT :limit
 

@@ -93,3 +93,7 @@ WHERE id = ANY(:ids)
   AND ((+state = 'ENQUEUED' AND +next_run_at <= :now)
        OR (+state = 'RUNNING' AND (+lease_until <= :now OR lease_owner = ANY(:dead))))
 ORDER BY id
+
+-- name: touch_work
+-- nothing to wait for here: the write transaction already waited at BEGIN IMMEDIATE
+SELECT 0 AS n
